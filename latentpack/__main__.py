@@ -1,0 +1,5 @@
+"""``python -m latentpack``."""
+from latentpack.cli import main
+
+if __name__ == "__main__":
+    main()

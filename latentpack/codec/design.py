@@ -1,0 +1,203 @@
+"""Choose an autoencoder for a folder: architecture, latent size, capacity.
+
+Pure Python (no TensorFlow): the choice depends only on the images' shapes
+and modes, so it is cheap to compute and to test. The decoder is described in
+the archive's declarative format (`latentpack.formats.decoder_spec`); the
+encoder is described the same way but never stored.
+
+Two architectures:
+
+* ``dense``: every image has the same height and width. Strided convolutions
+  reduce the image, a Dense layer maps it to ``y`` latents; the decoder mirrors
+  it::
+
+      x -> [Conv2D s2]*d -> Flatten -> Dense(y) -> y
+      y -> Dense -> Reshape(h0, w0, f) -> [Conv2DTranspose s2]*d -> Conv2D -> x_hat
+
+* ``conv``: any sizes. Fully convolutional; the latent of an image is a grid
+  of ``ceil(H/8) x ceil(W/8) x c`` values (the image is edge-padded to a
+  multiple of 8 and the reconstruction cropped back)::
+
+      x -> [Conv2D s2]*3 -> y (gh, gw, c) -> [Conv2DTranspose s2]*3 -> Conv2D -> x_hat
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from latentpack.formats.decoder_spec import ARCHITECTURE_TYPE, ARCHITECTURE_VERSION, OUTPUT_MODES, validate_architecture
+
+__all__ = ["ARCHS", "CONV_STRIDE", "CodecDesign", "design_codec"]
+
+ARCHS = ("auto", "dense", "conv")
+#: Downsampling factor of the ``conv`` architecture (three stride-2 layers).
+CONV_STRIDE = 8
+#: ``auto`` picks ``dense`` for equal-sized images up to this many pixels.
+DENSE_MAX_PIXELS = 96 * 96
+#: Filter widths tried, largest first, when choosing decoder capacity.
+FILTER_CHOICES = (48, 32, 16, 8)
+#: The decoder may cost at most this fraction of the raw size.
+DECODER_BUDGET = 0.10
+
+
+@dataclass(frozen=True)
+class CodecDesign:
+    """An autoencoder chosen for a folder.
+
+    Attributes:
+        arch: ``"dense"`` or ``"conv"``.
+        mode: Working colour mode the model sees (``L``, ``LA``, ``RGB``, ``RGBA``).
+        latent_dims: ``y`` for dense; latent channels ``c`` for conv.
+        filters: Base convolution width.
+        image_size: ``(height, width)`` for dense, ``None`` for conv.
+        stride: Total downsampling factor of the encoder.
+        encoder: Encoder description (same JSON shape as the decoder's).
+        decoder: Decoder description, as stored in the archive.
+    """
+
+    arch: str
+    mode: str
+    latent_dims: int
+    filters: int
+    image_size: tuple[int, int] | None
+    stride: int
+    encoder: dict[str, Any]
+    decoder: dict[str, Any]
+
+    @property
+    def channels(self) -> int:
+        return OUTPUT_MODES[self.mode]
+
+    @property
+    def decoder_scalars(self) -> int:
+        return validate_architecture(self.decoder).num_scalars
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """Shape of the latent tensor of an image of this size."""
+        if self.arch == "dense":
+            return (1, 1, self.latent_dims)
+        s = self.stride
+        return (-(-height // s), -(-width // s), self.latent_dims)
+
+
+def _arch_doc(input_shape: list, mode: str, layers: list[dict]) -> dict[str, Any]:
+    return {
+        "type": ARCHITECTURE_TYPE,
+        "version": ARCHITECTURE_VERSION,
+        "input_shape": input_shape,
+        "output_mode": mode,
+        "layers": layers,
+    }
+
+
+def _conv(name: str, filters: int, kernel: int, stride: int, activation: str, transpose: bool = False) -> dict:
+    return {
+        "name": name,
+        "type": "Conv2DTranspose" if transpose else "Conv2D",
+        "config": {
+            "filters": filters,
+            "kernel_size": [kernel, kernel],
+            "strides": [stride, stride],
+            "padding": "same",
+            "activation": activation,
+            "use_bias": True,
+        },
+    }
+
+
+def _dense_pair(h: int, w: int, c: int, mode: str, y: int, f: int) -> tuple[dict, dict, int]:
+    d = max(1, min(3, int(math.log2(max(1, min(h, w) // 4))) if min(h, w) >= 8 else 1))
+    h0, w0 = -(-h // 2**d), -(-w // 2**d)
+    enc = [_conv(f"g_a_conv{i}", f * (1 if i == 0 else 2), 3, 2, "relu") for i in range(d)]
+    enc += [
+        {"name": "g_a_flatten", "type": "Flatten", "config": {}},
+        {"name": "g_a_dense", "type": "Dense", "config": {"units": y, "activation": "linear", "use_bias": True}},
+        {"name": "g_a_latent", "type": "Reshape", "config": {"target_shape": [1, 1, y]}},
+    ]
+    dec = [
+        {"name": "g_s_flatten", "type": "Flatten", "config": {}},
+        {"name": "g_s_dense", "type": "Dense", "config": {"units": h0 * w0 * 2 * f, "activation": "relu", "use_bias": True}},
+        {"name": "g_s_reshape", "type": "Reshape", "config": {"target_shape": [h0, w0, 2 * f]}},
+    ]
+    dec += [_conv(f"g_s_up{i}", f * (2 if i < d - 1 else 1), 4, 2, "relu", transpose=True) for i in range(d)]
+    dec.append(_conv("g_s_out", c, 3, 1, "sigmoid"))
+    return (
+        _arch_doc([h, w, c], mode, enc),
+        _arch_doc([1, 1, y], mode, dec),
+        2**d,
+    )
+
+
+def _conv_pair(c: int, mode: str, y: int, f: int) -> tuple[dict, dict]:
+    enc = [_conv("g_a_conv0", f, 5, 2, "relu"), _conv("g_a_conv1", f, 5, 2, "relu"), _conv("g_a_conv2", y, 5, 2, "linear")]
+    dec = [
+        _conv("g_s_up0", f, 4, 2, "relu", transpose=True),
+        _conv("g_s_up1", f, 4, 2, "relu", transpose=True),
+        _conv("g_s_up2", f, 4, 2, "relu", transpose=True),
+        _conv("g_s_out", c, 3, 1, "sigmoid"),
+    ]
+    return _arch_doc([None, None, c], mode, enc), _arch_doc([None, None, y], mode, dec)
+
+
+def design_codec(
+    shapes: Sequence[tuple[int, int]],
+    mode: str,
+    *,
+    arch: str = "auto",
+    latent_dims: int | None = None,
+    filters: int | None = None,
+) -> CodecDesign:
+    """Choose architecture, latent size and decoder capacity for a folder.
+
+    The decoder's cost is shared by all ``w`` images, so capacity grows with
+    the folder: the widest filter count whose decoder costs at most
+    ``DECODER_BUDGET`` of the raw size is taken (8 at least).
+
+    Args:
+        shapes: ``(height, width)`` of every image.
+        mode: Working colour mode (``L``, ``LA``, ``RGB`` or ``RGBA``).
+        arch: ``auto``, ``dense`` or ``conv``.
+        latent_dims: ``y`` (dense) or latent channels (conv); None picks.
+        filters: Base width; None picks from the budget.
+
+    Returns:
+        The design.
+
+    Raises:
+        ValueError: naming the argument that cannot be honoured.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"`arch` must be one of {list(ARCHS)}, got {arch!r}")
+    if not shapes:
+        raise ValueError("`shapes` must not be empty")
+    if latent_dims is not None and latent_dims < 1:
+        raise ValueError(f"`latent_dims` must be >= 1, got {latent_dims}")
+    if filters is not None and filters < 1:
+        raise ValueError(f"`filters` must be >= 1, got {filters}")
+    c = OUTPUT_MODES[mode]
+    same = len(set(shapes)) == 1
+    if arch == "dense" and not same:
+        raise ValueError("`arch` dense needs images of one size; this folder mixes sizes (use --arch conv)")
+    if arch == "auto":
+        h, w = shapes[0]
+        arch = "dense" if same and h * w <= DENSE_MAX_PIXELS else "conv"
+    x_bits = sum(h * w for h, w in shapes) * c * 8
+
+    def build(f: int) -> CodecDesign:
+        if arch == "dense":
+            h, w = shapes[0]
+            y = latent_dims or max(4, min(256, round(h * w * c / 16)))
+            enc, dec, stride = _dense_pair(h, w, c, mode, y, f)
+            return CodecDesign("dense", mode, y, f, (h, w), stride, enc, dec)
+        y = latent_dims or 4 * c
+        enc, dec = _conv_pair(c, mode, y, f)
+        return CodecDesign("conv", mode, y, f, None, CONV_STRIDE, enc, dec)
+
+    if filters is not None:
+        return build(filters)
+    for f in FILTER_CHOICES:
+        candidate = build(f)
+        if candidate.decoder_scalars * 32 <= DECODER_BUDGET * x_bits:
+            return candidate
+    return build(FILTER_CHOICES[-1])

@@ -1,0 +1,228 @@
+"""Train the autoencoder on a staged folder and encode every image (Keras).
+
+Batches are read from the folder's memory-mapped staging file, so memory does
+not grow with the number of images. ``dense`` designs train on whole images;
+``conv`` designs train on random square patches (edge-padded where an image is
+smaller) and encode each whole image, edge-padded to a multiple of the stride.
+
+    x (uint8) -> /255 -> g_a -> y -> g_s -> x_hat,  loss = MSE(x, x_hat)
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from latentpack.codec import quiet_tensorflow
+from latentpack.codec.design import CodecDesign
+from latentpack.folder import ImageFolder
+from latentpack.progress import ProgressFactory, null_progress
+
+quiet_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from latentpack.codec.model import build_autoencoder, export_decoder  # noqa: E402
+from latentpack.formats.schema import DecoderWeights  # noqa: E402
+
+__all__ = ["TrainResult", "train_autoencoder", "encode_folder", "default_epochs", "PATCH_SIZE"]
+
+#: Side of the square training patches of the ``conv`` architecture.
+PATCH_SIZE = 64
+#: ``default_epochs`` aims at about this many optimiser steps.
+TARGET_STEPS = 3000
+MAX_EPOCHS = 300
+
+
+
+@dataclass
+class TrainResult:
+    """A trained autoencoder and what its training did."""
+
+    encoder: keras.Model
+    decoder: DecoderWeights
+    loss: list[float] = field(default_factory=list)
+    epochs: int = 0
+    steps_per_epoch: int = 0
+    seconds: float = 0.0
+
+
+def _pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    ph, pw = h - x.shape[0], w - x.shape[1]
+    if ph <= 0 and pw <= 0:
+        return x
+    return np.pad(x, ((0, max(ph, 0)), (0, max(pw, 0)), (0, 0)), mode="edge")
+
+
+class _WholeImages(keras.utils.PyDataset):
+    """Shuffled batches of whole equal-sized images from the staging file."""
+
+    def __init__(self, folder: ImageFolder, batch_size: int, seed: int):
+        super().__init__(workers=1, use_multiprocessing=False)
+        im = folder.images[0]
+        self.array = folder.pixels[: len(folder) * im.height * im.width * folder.channels].reshape(
+            len(folder), im.height, im.width, folder.channels
+        )
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(folder))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        x = self.array[idx].astype(np.float32) / 255.0
+        return x, x
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.order))
+
+
+class _Patches(keras.utils.PyDataset):
+    """Batches of random square patches from images of any size."""
+
+    def __init__(self, folder: ImageFolder, batch_size: int, seed: int, patch: int, steps: int):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.folder = folder
+        self.batch_size = batch_size
+        self.patch = patch
+        self.steps = steps
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i: int):
+        p = self.patch
+        out = np.empty((self.batch_size, p, p, self.folder.channels), dtype=np.float32)
+        for b, k in enumerate(self.rng.integers(0, len(self.folder), self.batch_size)):
+            img = self.folder.working(int(k))
+            top = int(self.rng.integers(0, max(img.shape[0] - p, 0) + 1))
+            left = int(self.rng.integers(0, max(img.shape[1] - p, 0) + 1))
+            out[b] = _pad_to(img[top : top + p, left : left + p], p, p)
+        out /= 255.0
+        return out, out
+
+
+def _patch_size(folder: ImageFolder, stride: int) -> int:
+    largest = max(max(im.height, im.width) for im in folder.images)
+    return min(PATCH_SIZE, -(-largest // stride) * stride)
+
+
+def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
+    if design.arch == "dense":
+        return math.ceil(len(folder) / batch_size)
+    p = _patch_size(folder, design.stride)
+    pixels = sum(im.height * im.width for im in folder.images)
+    return max(1, min(2000, math.ceil(pixels / (p * p * batch_size))))
+
+
+def default_epochs(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
+    """Epochs that give about `TARGET_STEPS` optimiser steps (at least 2)."""
+    steps = _steps_per_epoch(folder, design, batch_size)
+    return int(max(2, min(MAX_EPOCHS, round(TARGET_STEPS / steps))))
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+
+def train_autoencoder(
+    folder: ImageFolder,
+    design: CodecDesign,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    learning_rate: float = 2e-3,
+    progress: ProgressFactory | None = None,
+) -> TrainResult:
+    """Train an autoencoder of the given design on the folder.
+
+    Args:
+        folder: The staged images.
+        design: The architecture (see `latentpack.codec.design`).
+        epochs: Passes over the data (``conv``: over as many patches as pixels).
+        batch_size: Images (or patches) per step.
+        seed: Seeds weights, shuffling and patch sampling; with op determinism
+            on, the same folder and seed give the same weights on one machine.
+        learning_rate: Adam's initial rate (cosine-decayed to 5%).
+        progress: Optional ``progress(label, total)`` factory.
+
+    Returns:
+        The encoder and the exported decoder weights.
+    """
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    ae = build_autoencoder(design.encoder, design.decoder)
+    steps = _steps_per_epoch(folder, design, batch_size)
+    if design.arch == "dense":
+        data = _WholeImages(folder, batch_size, seed)
+    else:
+        data = _Patches(folder, batch_size, seed, _patch_size(folder, design.stride), steps)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
+    ae.model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    start = time.perf_counter()
+    callbacks = []
+    bar_cm = (progress or null_progress)("Training", epochs * steps)
+    with bar_cm as bar:
+        callbacks.append(_ProgressCallback(bar))
+        history = ae.model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        encoder=ae.encoder,
+        decoder=export_decoder(ae.decoder, design.decoder),
+        loss=[float(v) for v in history.history.get("loss", [])],
+        epochs=epochs,
+        steps_per_epoch=steps,
+        seconds=seconds,
+    )
+
+
+def encode_folder(
+    encoder: keras.Model,
+    folder: ImageFolder,
+    design: CodecDesign,
+    *,
+    batch_size: int = 256,
+    progress: ProgressFactory | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode every image to its latent tensor.
+
+    Returns:
+        ``(values, offsets, shapes)``: flat float32 latents, (w+1,) int64
+        offsets and (w, 3) int32 latent shapes, as `Latents` stores them.
+    """
+    w = len(folder)
+    shapes = np.array([design.latent_shape(im.height, im.width) for im in folder.images], dtype=np.int32)
+    counts = shapes.prod(axis=1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    values = np.empty(int(offsets[-1]), dtype=np.float32)
+    with (progress or null_progress)("Encoding", w) as bar:
+        if design.arch == "dense":
+            for start in range(0, w, batch_size):
+                idx = range(start, min(w, start + batch_size))
+                x = folder.batch(idx).astype(np.float32) / 255.0
+                y = np.asarray(encoder(x, training=False), dtype=np.float32)
+                values[offsets[start] : offsets[idx[-1] + 1]] = y.reshape(-1)
+                bar.update(len(idx))
+        else:
+            s = design.stride
+            for i, im in enumerate(folder.images):
+                x = _pad_to(folder.working(i), -(-im.height // s) * s, -(-im.width // s) * s)
+                y = np.asarray(encoder(x[None].astype(np.float32) / 255.0, training=False), dtype=np.float32)
+                values[offsets[i] : offsets[i + 1]] = y.reshape(-1)
+                bar.update(1)
+    return values, offsets, shapes

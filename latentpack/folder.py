@@ -1,0 +1,201 @@
+"""An input folder of images: scan, check every file, stage the pixels.
+
+`scan_folder` lists candidate files (recursively, hidden files and folders
+skipped, sorted by relative POSIX path). `read_folder` opens every one of them
+before anything is trained or written, collects *every* bad file with its
+reason, and stages the working pixels of the good ones in a temporary
+memory-mapped file, so training and encoding read batches from disk instead of
+holding the folder in memory.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from latentpack.progress import ProgressFactory, null_progress
+from latentpack.images import ImageReadError, OpenedImage, open_image, to_working
+
+__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder"]
+
+
+
+class BadImagesError(ValueError):
+    """One or more input files cannot be used; ``bad`` lists (name, reason)."""
+
+    def __init__(self, bad: Sequence[tuple[str, str]]):
+        self.bad = list(bad)
+        lines = "\n".join(f"  {name}: {reason}" for name, reason in self.bad)
+        super().__init__(f"{len(self.bad)} file(s) in the folder cannot be used as images:\n{lines}")
+
+
+@dataclass
+class FolderImage:
+    """Metadata of one input image (its pixels live in the staging file)."""
+
+    name: str
+    mode: str
+    format: str
+    height: int
+    width: int
+    channels: int
+    natural_mode: str
+    palette: np.ndarray | None
+    sha256: bytes
+    file_bytes: int
+
+
+def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
+    """List the files under ``folder`` as (relative POSIX name, path), sorted.
+
+    Hidden files and folders (names starting with ``.``) are skipped, symlinked
+    folders are not followed, and the paths in ``exclude`` are left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    skip = {os.path.realpath(p) for p in exclude}
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            if os.path.realpath(path) in skip:
+                continue
+            rel = path.relative_to(folder).as_posix()
+            found.append((unicodedata.normalize("NFC", rel), path))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+@dataclass
+class ImageFolder:
+    """The good images of a folder, their metadata and staged working pixels.
+
+    Attributes:
+        images: Metadata, in archive order.
+        working_mode: The mode every image was widened to.
+        offsets: (w+1,) int64 offsets of each image in ``pixels``.
+        pixels: Flat uint8 memmap of the working pixels of all images.
+        folder_bytes: Total size of the files on disk.
+    """
+
+    images: list[FolderImage]
+    working_mode: str
+    offsets: np.ndarray
+    pixels: np.ndarray
+    folder_bytes: int
+    _tmpdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def channels(self) -> int:
+        return {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[self.working_mode]
+
+    def working(self, i: int) -> np.ndarray:
+        """The working pixels of image ``i``, (H, W, C) uint8, a view of the memmap."""
+        im = self.images[i]
+        return self.pixels[self.offsets[i] : self.offsets[i + 1]].reshape(im.height, im.width, self.channels)
+
+    def batch(self, indices: Sequence[int]) -> np.ndarray:
+        """Working pixels of equal-sized images stacked to (B, H, W, C) uint8."""
+        return np.stack([self.working(int(i)) for i in indices])
+
+    @property
+    def x_bits(self) -> int:
+        """Raw size: height*width*channels*8 of every original, summed."""
+        return sum(im.height * im.width * im.channels * 8 for im in self.images)
+
+    def close(self) -> None:
+        """Drop the staging file."""
+        self.pixels = np.zeros(0, np.uint8)
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+
+def _working_mode(opened: Iterator[OpenedImage] | Sequence[str]) -> str:
+    modes = list(opened)
+    color = any(m.startswith("RGB") for m in modes)
+    alpha = any(m.endswith("A") for m in modes)
+    return ("RGB" if color else "L") + ("A" if alpha else "")
+
+
+def read_folder(
+    folder: Path,
+    *,
+    exclude: Sequence[Path] = (),
+    progress: ProgressFactory | None = None,
+    staging_dir: Path | None = None,
+) -> ImageFolder:
+    """Open every image under ``folder`` and stage its working pixels.
+
+    Two passes: the first opens and checks every file (so every bad file is
+    reported at once, before any work); the second stages the pixels of the
+    good ones, widened to the common working mode, in a memory-mapped file.
+
+    Args:
+        folder: The input folder.
+        exclude: Paths to leave out (e.g. the output archive).
+        progress: Optional ``progress(label, total)`` returning a context
+            manager with ``update(n)``.
+        staging_dir: Where the temporary staging file goes (default: the
+            system's temporary folder).
+
+    Raises:
+        NotADirectoryError: ``folder`` is not a folder.
+        BadImagesError: listing every file that cannot be used.
+        ValueError: the folder holds no images.
+    """
+    files = scan_folder(folder, exclude)
+    if not files:
+        raise ValueError(f"{folder} holds no images")
+    progress = progress or null_progress
+    metas: list[FolderImage] = []
+    bad: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    with progress("Checking images", len(files)) as bar:
+        for name, path in files:
+            key = name.casefold()
+            try:
+                if key in seen:
+                    raise ImageReadError(f"differs only by letter case from {seen[key]} (extraction could clash)")
+                seen[key] = name
+                im = open_image(path)
+                metas.append(
+                    FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
+                                im.natural_mode, im.palette, im.sha256, path.stat().st_size)
+                )
+            except ImageReadError as exc:
+                bad.append((name, str(exc)))
+            except OSError as exc:
+                bad.append((name, f"cannot be read: {exc.strerror or exc}"))
+            bar.update(1)
+    if bad:
+        raise BadImagesError(bad)
+
+    mode = _working_mode(m.natural_mode for m in metas)
+    c = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    sizes = np.array([m.height * m.width * c for m in metas], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    tmpdir = tempfile.TemporaryDirectory(prefix="latentpack-", dir=staging_dir)
+    pixels = np.lib.format.open_memmap(
+        os.path.join(tmpdir.name, "pixels.npy"), mode="w+", dtype=np.uint8, shape=(max(int(offsets[-1]), 1),)
+    )
+    by_name = dict(files)
+    with progress("Reading images", len(metas)) as bar:
+        for i, meta in enumerate(metas):
+            im = open_image(by_name[meta.name])
+            pixels[offsets[i] : offsets[i + 1]] = to_working(im.natural, im.natural_mode, mode).reshape(-1)
+            bar.update(1)
+    pixels.flush()
+    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), tmpdir)

@@ -1,0 +1,52 @@
+"""The latentpack archive: one HDF5 file holding a decoder and the latents.
+
+This package is the format's reference implementation (docs/FORMAT.md is
+the contract). It needs h5py and numpy only; it never imports TensorFlow::
+
+    ArchiveContents -> write_archive(path) -> NAME.h5 -> open_archive / read_archive
+                                                           -> ArchiveContents
+"""
+from __future__ import annotations
+
+from latentpack.formats.decoder_spec import DecoderSpec, LayerSpec, SpecError, validate_architecture
+from latentpack.formats.errors import ArchiveError, CorruptArchiveError, NotAnArchiveError, UnsupportedVersionError
+from latentpack.formats.reader import Archive, open_archive, read_archive, read_header
+from latentpack.formats.schema import (
+    ENCODING_TYPE,
+    FORMAT_VERSION,
+    SUPPORTED_VERSIONS,
+    ArchiveContents,
+    DecoderWeights,
+    Header,
+    ImageTable,
+    Latents,
+    Quality,
+    compute_header,
+)
+from latentpack.formats.writer import write_archive
+
+__all__ = [
+    "ENCODING_TYPE",
+    "FORMAT_VERSION",
+    "SUPPORTED_VERSIONS",
+    "Header",
+    "DecoderWeights",
+    "ImageTable",
+    "Latents",
+    "Quality",
+    "ArchiveContents",
+    "compute_header",
+    "DecoderSpec",
+    "LayerSpec",
+    "SpecError",
+    "validate_architecture",
+    "ArchiveError",
+    "NotAnArchiveError",
+    "UnsupportedVersionError",
+    "CorruptArchiveError",
+    "Archive",
+    "open_archive",
+    "read_archive",
+    "read_header",
+    "write_archive",
+]

@@ -1,0 +1,184 @@
+"""Checked access to HDF5 elements, before any of their data is read.
+
+The reader reaches every group, dataset and attribute through these helpers,
+so the storage rules of docs/FORMAT.md hold everywhere::
+
+    path -> hard links only -> group / dataset -> not virtual, no external
+         storage, filters gzip/shuffle/fletcher32 only -> dtype -> shape
+         -> declared size <= MAX_EXPANSION * stored size + 1 MiB
+
+Failures are `CorruptArchiveError` naming the HDF5 path; `reading` turns
+whatever h5py, numpy or the OS raise into one as well, and fills in the
+file name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from latentpack.formats.errors import ArchiveError, CorruptArchiveError, UnsupportedVersionError
+from latentpack.formats.schema import FORMAT_VERSION, SUPPORTED_VERSIONS
+
+__all__ = [
+    "ALLOWED_FILTERS",
+    "MAX_EXPANSION",
+    "STR",
+    "reading",
+    "get_node",
+    "get_attr",
+    "attr_str",
+    "attr_strs",
+    "parse_version",
+    "checked_group",
+    "checked_dataset",
+    "read_data",
+]
+
+#: HDF5 filters a dataset may use, by filter id.
+ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "shuffle", h5py.h5z.FILTER_FLETCHER32: "fletcher32"}
+#: A dataset may declare at most this many times the bytes it occupies (plus 1 MiB):
+#: deflate tops out near 1032:1, so honest files pass and a forged shape cannot
+#: make the reader allocate more than about a thousand times the file's size.
+MAX_EXPANSION = 1100
+_SLACK = 1 << 20
+#: The dtype argument meaning "a UTF-8 (or ASCII) string, variable or fixed length".
+STR = "str"
+_VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
+
+
+def _fail(path: str | None, reason: str) -> CorruptArchiveError:
+    return CorruptArchiveError(reason, hdf5_path=path)
+
+
+@contextlib.contextmanager
+def reading(hdf5_path: str | None, file: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn any error inside into an `ArchiveError` naming `file` and `hdf5_path`."""
+    try:
+        yield
+    except ArchiveError as err:
+        if err.file is None:
+            err.file = file
+        raise
+    except Exception as err:  # h5py, numpy, OS, JSON, Unicode: all mean a damaged file here
+        raise CorruptArchiveError(f"cannot be read ({type(err).__name__}: {err})", hdf5_path=hdf5_path, file=file) from err
+
+
+def get_node(root: h5py.Group, path: str, kind: type) -> Any:
+    """The group or dataset at `path`, reached through hard links only."""
+    node: Any = root
+    for part in path.strip("/").split("/"):
+        if not isinstance(node, h5py.Group):
+            raise _fail(path, "expected a group on the way, found a dataset")
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise _fail(path, "required element is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise _fail(path, f"is a {type(link).__name__}; soft and external links are not allowed")
+        node = node[part]
+    if not isinstance(node, kind):
+        raise _fail(path, f"expected a {kind.__name__.lower()}, got a {type(node).__name__.lower()}")
+    return node
+
+
+def get_attr(obj: Any, path: str, name: str) -> Any:
+    if name not in obj.attrs:
+        raise _fail(path, f"attribute {name} is missing")
+    return obj.attrs[name]
+
+
+def attr_str(obj: Any, path: str, name: str) -> str:
+    value = get_attr(obj, path, name)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise _fail(path, f"attribute {name}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def attr_strs(obj: Any, path: str, name: str) -> list[str]:
+    value = get_attr(obj, path, name)
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        raise _fail(path, f"attribute {name}: expected a list of strings, got {type(value).__name__}")
+    out = [v.decode("utf-8") if isinstance(v, bytes) else v for v in value.tolist()]
+    if not all(isinstance(v, str) for v in out):
+        raise _fail(path, f"attribute {name}: expected a list of strings")
+    return out
+
+
+def parse_version(value: str, path: str) -> tuple[int, int]:
+    """``"MAJOR.MINOR"`` -> ``(major, minor)``, refusing versions not in `SUPPORTED_VERSIONS`."""
+    match = _VERSION.fullmatch(value)
+    if not match:
+        raise _fail(path, f"attribute encoding-version: expected 'MAJOR.MINOR', got {value!r}")
+    version = (int(match.group(1)), int(match.group(2)))
+    if version not in SUPPORTED_VERSIONS:
+        newer = version > max(SUPPORTED_VERSIONS)
+        raise UnsupportedVersionError(value, FORMAT_VERSION, hdf5_path=path, newer=newer)
+    return version
+
+
+def checked_group(root: h5py.Group, path: str, encoding_type: str) -> h5py.Group:
+    """A tagged group: its ``encoding-type`` and a supported ``encoding-version``."""
+    group = get_node(root, path, h5py.Group)
+    got = attr_str(group, path, "encoding-type")
+    if got != encoding_type:
+        raise _fail(path, f"attribute encoding-type: expected {encoding_type!r}, got {got!r}")
+    parse_version(attr_str(group, path, "encoding-version"), path)
+    return group
+
+
+def _want_shape(shape: tuple) -> str:
+    return "(" + ", ".join("n" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
+    """A dataset whose storage, dtype and shape are checked, none of its data read.
+
+    Args:
+        root: The file.
+        path: Absolute HDF5 path.
+        dtype: A numpy dtype (either byte order accepted) or `STR`.
+        shape: Expected shape; ``None`` matches any length.
+    """
+    ds = get_node(root, path, h5py.Dataset)
+    plist = ds.id.get_create_plist()
+    if ds.is_virtual:
+        raise _fail(path, "virtual datasets are not allowed")
+    if plist.get_external_count():
+        raise _fail(path, "external storage is not allowed")
+    for i in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(i)
+        if code not in ALLOWED_FILTERS:
+            label = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+            raise _fail(path, f"filter {label!r} (id {code}) is not allowed; only gzip, shuffle and fletcher32")
+    if dtype == STR:
+        info = h5py.check_string_dtype(ds.dtype)
+        if info is None or info.encoding not in ("utf-8", "ascii"):
+            raise _fail(path, f"expected dtype UTF-8 string, got {ds.dtype}")
+    else:
+        want = np.dtype(dtype)
+        if ds.dtype.kind != want.kind or ds.dtype.itemsize != want.itemsize:
+            raise _fail(path, f"expected dtype {want.name}, got {ds.dtype}")
+    got = tuple(ds.shape) if ds.shape is not None else None
+    if got is None or len(got) != len(shape) or any(e is not None and e != g for e, g in zip(shape, got)):
+        if len(shape) == 1 and got is not None and len(got) == 1:
+            raise _fail(path, f"expected {shape[0]} entries, got {got[0]}")
+        raise _fail(path, f"expected shape {_want_shape(shape)}, got {got}")
+    declared = ds.size * ds.dtype.itemsize
+    stored = ds.id.get_storage_size()
+    if declared > MAX_EXPANSION * stored + _SLACK:
+        raise _fail(path, f"declares {declared} bytes but stores only {stored}")
+    return ds
+
+
+def read_data(ds: h5py.Dataset, dtype: Any) -> Any:
+    """Numeric data as a native-order array of `dtype`; `STR` data as ``str`` or ``list[str]``."""
+    if dtype == STR:
+        data = ds.asstr()[()]
+        return data if isinstance(data, str) else list(data.tolist())
+    return np.asarray(ds[()], dtype=dtype)

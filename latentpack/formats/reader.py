@@ -1,0 +1,449 @@
+"""Read and check a latentpack archive with h5py and numpy only.
+
+Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
+
+    HDF5 signature -> root encoding-type -> encoding-version (dispatch)
+      -> every group: hard link, encoding-type, encoding-version
+      -> every dataset: hard link, no external/virtual storage, allowed
+         filters, dtype, shape, declared size      (no data read yet)
+      -> header attributes, decoder description, latent offsets and shapes
+         (small; checked against each other and the decoder)
+
+The bulk data (weights, latent values, the image table, PSNRs, the training
+record) is read and checked the first time a property asks for it, and kept.
+Every failure is an `ArchiveError` naming the file and the HDF5 path; h5py,
+numpy and OS errors met while reading (truncation, checksum mismatch) become
+`CorruptArchiveError`. Nothing in a file is ever executed.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+from latentpack.formats.decoder_spec import DecoderSpec
+from latentpack.formats.errors import CorruptArchiveError, NotAnArchiveError
+from latentpack.formats.h5checks import (
+    STR,
+    attr_str,
+    attr_strs,
+    checked_dataset,
+    checked_group,
+    get_attr,
+    get_node,
+    parse_version,
+    read_data,
+    reading,
+)
+from latentpack.formats.schema import (
+    ENCODING_TYPE,
+    ArchiveContents,
+    DecoderWeights,
+    Header,
+    ImageTable,
+    Latents,
+    Quality,
+)
+from latentpack.formats.validate import (
+    MAX_IMAGES,
+    check_architecture,
+    check_header,
+    check_image_shapes,
+    check_image_table,
+    check_latent_index,
+    check_latent_values,
+    check_psnr,
+    check_weights,
+)
+
+__all__ = ["Archive", "open_archive", "read_archive", "read_header"]
+
+_GROUPS = ("header", "decoder", "latents", "images", "quality", "training")
+#: Bytes of a global-heap object's header: each variable-length string costs
+#: this plus its UTF-8 length rounded up to 8.
+_HEAP_OBJECT = 16
+
+
+def _fail(path: str | None, reason: str) -> CorruptArchiveError:
+    return CorruptArchiveError(reason, hdf5_path=path)
+
+
+def _json(text: str, path: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as err:  # JSONDecodeError; never eval, never a custom hook
+        raise _fail(path, f"invalid JSON: {err}") from None
+
+
+class Archive:
+    """An open latentpack archive: checked when opened, read on demand.
+
+    Use as a context manager (``with open_archive(path) as archive:``); the
+    properties read from the file the first time and are cached, so read
+    what you need before the ``with`` block ends.
+
+    Args:
+        path: The archive's path.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: `path` cannot
+            be opened at all.
+        NotAnArchiveError: not HDF5, or not latentpack's.
+        UnsupportedVersionError: a format version this latentpack cannot read.
+        CorruptArchiveError: any rule of the format broken, or damaged bytes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._cache: dict[str, Any] = {}
+        self._ds: dict[str, h5py.Dataset] = {}
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _at(self, hdf5_path: str | None) -> Any:
+        """Context: any error inside becomes an `ArchiveError` naming this file and `hdf5_path`."""
+        return reading(hdf5_path, self.path)
+
+    def _group(self, path: str, encoding_type: str) -> h5py.Group:
+        with self._at(path):
+            return checked_group(self._file, path, encoding_type)
+
+    def _dataset(self, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
+        with self._at(path):
+            self._ds[path] = checked_dataset(self._file, path, dtype, shape)
+            return self._ds[path]
+
+    def _read(self, path: str, dtype: Any) -> Any:
+        with self._at(path):
+            return read_data(self._ds[path], dtype)
+
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            if self._file is None:
+                raise ValueError(f"the archive is closed; read `{key}` inside the with block")
+            self._cache[key] = load()
+        return self._cache[key]
+
+    # -- opening ------------------------------------------------------------
+
+    def _open(self) -> None:
+        with open(self.path, "rb"):  # FileNotFoundError / IsADirectoryError / PermissionError as such
+            pass
+        with self._at("/"):
+            if not h5py.is_hdf5(self.path):
+                raise NotAnArchiveError("not a latentpack archive (not an HDF5 file)")
+            self._file = h5py.File(self.path, "r")
+            root = self._file
+            magic = root.attrs.get("encoding-type")
+            if not isinstance(magic, (str, bytes)) or magic not in (ENCODING_TYPE, ENCODING_TYPE.encode()):
+                raise NotAnArchiveError(
+                    f"not a latentpack archive (root attribute encoding-type is not {ENCODING_TYPE!r})", hdf5_path="/"
+                )
+            self.format_version = attr_str(root, "/", "encoding-version")
+            major, _ = parse_version(self.format_version, "/")
+        {1: self._open_v1}[major]()
+
+    def _open_v1(self) -> None:
+        root = self._file
+        with self._at("/"):
+            self.writer = attr_str(root, "/", "writer")
+            self.created = attr_str(root, "/", "created")
+        for name in _GROUPS:
+            self._group(f"/{name}", name)
+        self._header = self._read_header()
+        with self._at("/quality"):
+            quality = self._file["quality"]
+            for name in ("mean_psnr", "min_psnr"):
+                if not isinstance(get_attr(quality, "/quality", name), np.floating):
+                    raise _fail("/quality", f"attribute {name}: expected a float64")
+        w = self._header.w
+        for path, (dtype, shape) in self._layout_v1(w).items():
+            self._dataset(path, dtype, shape)
+        with self._at("/decoder/architecture"):
+            self._architecture = _json(self._read("/decoder/architecture", STR), "/decoder/architecture")
+            self._spec = check_architecture(self._architecture)
+        self._check_weight_layout()
+        with self._at("/latents"):
+            self._offsets = self._read("/latents/offsets", np.int64)
+            self._latent_shapes = self._read("/latents/shapes", np.int32)
+            n_values = self._ds["/latents/values"].shape[0]
+            check_latent_index(self._offsets, self._latent_shapes, n_values, w, self._spec)
+        with self._at("/header"):
+            check_header(self._header, w=w, latent_counts=np.diff(self._offsets), decoder_scalars=self._spec.num_scalars)
+
+    def _read_header(self) -> Header:
+        with self._at("/header"):
+            attrs = self._file["header"]
+            values: dict[str, Any] = {}
+            for name in Header.__dataclass_fields__:
+                value = get_attr(attrs, "/header", name)
+                if name == "beats_raw":
+                    if not isinstance(value, (bool, np.bool_)):
+                        raise _fail("/header", f"attribute beats_raw: expected a bool, got {value!r}")
+                    values[name] = bool(value)
+                else:
+                    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                        raise _fail("/header", f"attribute {name}: expected an int64, got {value!r}")
+                    values[name] = int(value)
+            if not 0 <= values["w"] <= MAX_IMAGES:
+                raise _fail("/header", f"attribute w: expected 0 to {MAX_IMAGES} images, got {values['w']}")
+            return Header(**values)
+
+    @staticmethod
+    def _layout_v1(w: int) -> dict[str, tuple[Any, tuple]]:
+        return {
+            "/decoder/architecture": (STR, ()),
+            "/latents/values": (np.float32, (None,)),
+            "/latents/offsets": (np.int64, (w + 1,)),
+            "/latents/shapes": (np.int32, (w, 3)),
+            "/images/names": (STR, (w,)),
+            "/images/shapes": (np.int32, (w, 3)),
+            "/images/modes": (STR, (w,)),
+            "/images/formats": (STR, (w,)),
+            "/images/sha256": (np.uint8, (w, 32)),
+            "/images/palette_index": (np.int32, (w,)),
+            "/images/palettes": (np.uint8, (None, 256, 4)),
+            "/images/file_bytes": (np.int64, (w,)),
+            "/quality/psnr": (np.float64, (w,)),
+            "/training/config": (STR, ()),
+        }
+
+    def _check_weight_layout(self) -> None:
+        layers = [layer for layer in self._spec.layers if layer.weight_shapes]
+        with self._at("/decoder"):
+            got = attr_strs(self._file["decoder"], "/decoder", "layer_names")
+            want = [layer.name for layer in layers]
+            if got != want:
+                raise _fail("/decoder", f"attribute layer_names: expected {want}, got {got}")
+        for layer in layers:
+            base = f"/decoder/layers/{layer.name}"
+            with self._at(base):
+                group = get_node(self._file, base, h5py.Group)
+                got = attr_strs(group, base, "weight_names")
+                want = [name for name, _ in layer.weight_shapes]
+                if got != want:
+                    raise _fail(base, f"attribute weight_names: expected {want}, got {got}")
+            for name, shape in layer.weight_shapes:
+                self._dataset(f"{base}/{name}", np.float32, shape)
+
+    # -- the archive's parts --------------------------------------------------
+
+    @property
+    def header(self) -> Header:
+        """The accounting of ``z + w*y*32 < x`` (checked against the data)."""
+        return self._header
+
+    @property
+    def spec(self) -> DecoderSpec:
+        """The validated decoder description."""
+        return self._spec
+
+    @property
+    def decoder(self) -> DecoderWeights:
+        """The decoder description and its float32 weights."""
+
+        def load() -> DecoderWeights:
+            weights = {}
+            for layer in self._spec.layers:
+                if layer.weight_shapes:
+                    base = f"/decoder/layers/{layer.name}"
+                    weights[layer.name] = [(n, self._read(f"{base}/{n}", np.float32)) for n, _ in layer.weight_shapes]
+            decoder = DecoderWeights(self._architecture, weights)
+            with self._at("/decoder"):
+                check_weights(decoder, self._spec)
+            return decoder
+
+        return self._cached("decoder", load)
+
+    @property
+    def latents(self) -> Latents:
+        """One latent tensor per image."""
+
+        def load() -> Latents:
+            values = self._read("/latents/values", np.float32)
+            with self._at("/latents/values"):
+                check_latent_values(values, int(self._offsets[-1]))
+            return Latents(values=values, offsets=self._offsets, shapes=self._latent_shapes)
+
+        return self._cached("latents", load)
+
+    @property
+    def images(self) -> ImageTable:
+        """Per-image metadata."""
+
+        def load() -> ImageTable:
+            r = self._read
+            table = ImageTable(
+                names=r("/images/names", STR),
+                shapes=r("/images/shapes", np.int32),
+                modes=r("/images/modes", STR),
+                formats=r("/images/formats", STR),
+                sha256=r("/images/sha256", np.uint8),
+                palette_index=r("/images/palette_index", np.int32),
+                palettes=r("/images/palettes", np.uint8),
+                file_bytes=r("/images/file_bytes", np.int64),
+            )
+            w = self._header.w
+            with self._at("/images"):
+                check_image_shapes(table.shapes, w)
+                check_image_table(
+                    table.names, table.modes, table.formats, table.sha256,
+                    table.palette_index, table.palettes, table.file_bytes, w,
+                )  # fmt: skip
+            return table
+
+        return self._cached("images", load)
+
+    @property
+    def quality(self) -> Quality:
+        """PSNR of every reconstruction measured at compress time."""
+
+        def load() -> Quality:
+            psnr = self._read("/quality/psnr", np.float64)
+            with self._at("/quality/psnr"):
+                check_psnr(psnr, self._header.w)
+            return Quality(psnr=psnr)
+
+        return self._cached("quality", load)
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """The training record (architecture choice, epochs, seed, losses, timings)."""
+
+        def load() -> dict[str, Any]:
+            with self._at("/training/config"):
+                config = _json(self._read("/training/config", STR), "/training/config")
+                if not isinstance(config, dict):
+                    raise _fail("/training/config", f"expected a JSON object, got {type(config).__name__}")
+            return config
+
+        return self._cached("training", load)
+
+    def validate(self) -> None:
+        """Read and check every part (opening checked only the index)."""
+        for part in ("decoder", "latents", "images", "quality", "training"):
+            getattr(self, part)
+
+    def contents(self) -> ArchiveContents:
+        """Everything, read and checked."""
+        return ArchiveContents(
+            header=self.header,
+            decoder=self.decoder,
+            latents=self.latents,
+            images=self.images,
+            quality=self.quality,
+            training=self.training,
+            writer=self.writer,
+            created=self.created,
+        )
+
+    def storage_breakdown(self) -> dict[str, int]:
+        """Bytes the archive spends on each part.
+
+        Dataset bytes as stored (after compression), plus, for string
+        datasets, an estimate of their global-heap objects (16 bytes each
+        plus the UTF-8 bytes rounded up to 8). ``overhead`` is the rest:
+        HDF5 structure, attributes, heap slack and the training record.
+
+        Returns:
+            ``{"decoder", "latents", "images", "quality", "overhead", "file"}``
+            in bytes.
+        """
+
+        def load() -> dict[str, int]:
+            parts = {"decoder": 0, "latents": 0, "images": 0, "quality": 0}
+            for path, ds in self._ds.items():
+                part = path.split("/")[1]
+                if part not in parts:
+                    continue
+                with self._at(path):
+                    size = int(ds.id.get_storage_size())
+                    if h5py.check_string_dtype(ds.dtype) is not None:
+                        data = ds[()]
+                        strings = [data] if isinstance(data, bytes) else data.tolist()
+                        size += sum(_HEAP_OBJECT + -(-len(s) // 8) * 8 for s in strings)
+                parts[part] += size
+            total = os.path.getsize(self.path)
+            parts["overhead"] = total - sum(parts.values())
+            parts["file"] = total
+            return parts
+
+        return dict(self._cached("storage_breakdown", load))
+
+    # -- lifetime -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file (cached parts stay readable)."""
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+            self._ds = {}
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._file is not None else "closed"
+        return f"<latentpack Archive {os.fspath(self.path)!r} format {self.format_version} w={self._header.w} ({state})>"
+
+
+def open_archive(path: str | os.PathLike[str]) -> Archive:
+    """Open and check an archive; use as ``with open_archive(path) as archive:``.
+
+    Args:
+        path: The archive's path.
+
+    Returns:
+        The open `Archive`.
+
+    Raises:
+        ArchiveError: see `Archive`.
+    """
+    return Archive(path)
+
+
+def read_archive(path: str | os.PathLike[str]) -> ArchiveContents:
+    """Read and check a whole archive.
+
+    Args:
+        path: The archive's path.
+
+    Returns:
+        Everything the archive holds.
+
+    Raises:
+        ArchiveError: see `Archive`.
+    """
+    with open_archive(path) as archive:
+        return archive.contents()
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """Read an archive's header (after the checks opening does).
+
+    Args:
+        path: The archive's path.
+
+    Returns:
+        The header.
+
+    Raises:
+        ArchiveError: see `Archive`.
+    """
+    with open_archive(path) as archive:
+        return archive.header

@@ -1,0 +1,263 @@
+"""Content rules of format 1.0, checked on in-memory arrays.
+
+The reader runs these on what it has read (after it has checked every
+dataset's dtype and shape in the file), and the writer runs them on what it
+is asked to write, so both sides enforce one set of rules. Every failure is a
+`CorruptArchiveError` naming the HDF5 path the value lives at; the writer
+turns it into a ``ValueError``.
+
+The checks follow the order a reader needs: the small index arrays
+(`check_latent_index`, `check_image_shapes`) come before the data they
+describe (`check_latent_values`, `check_weights`), so nothing is allocated
+from an unchecked size.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from latentpack.formats.decoder_spec import DecoderSpec, SpecError, validate_architecture
+from latentpack.formats.errors import CorruptArchiveError
+from latentpack.formats.schema import ArchiveContents, DecoderWeights, Header, compute_header
+
+__all__ = [
+    "MAX_IMAGES",
+    "MAX_SIDE",
+    "MAX_CHANNELS",
+    "MAX_LATENT_SCALARS",
+    "MAX_NAME_BYTES",
+    "check_architecture",
+    "check_weights",
+    "check_latent_index",
+    "check_latent_values",
+    "check_image_shapes",
+    "check_image_table",
+    "check_psnr",
+    "check_header",
+    "check_contents",
+]
+
+#: Most images one archive may hold.
+MAX_IMAGES = 1 << 28
+#: Largest image height or width (PNG allows more; nobody packs those here).
+MAX_SIDE = 65535
+#: Channels of an original image: 1 (L, P, I;16, ...) to 4 (RGBA, CMYK).
+MAX_CHANNELS = 4
+#: Most latent scalars of a single image.
+MAX_LATENT_SCALARS = 1 << 24
+#: Longest image name, in UTF-8 bytes.
+MAX_NAME_BYTES = 4096
+
+
+def _fail(path: str, reason: str) -> CorruptArchiveError:
+    return CorruptArchiveError(reason, hdf5_path=path)
+
+
+def _expect(path: str, arr: np.ndarray, dtype: Any, shape: tuple) -> None:
+    """Check dtype and shape; ``None`` in `shape` matches any length."""
+    if arr.dtype != np.dtype(dtype):
+        raise _fail(path, f"expected dtype {np.dtype(dtype).name}, got {arr.dtype.name}")
+    if arr.ndim != len(shape) or any(e is not None and e != g for e, g in zip(shape, arr.shape)):
+        want = "(" + ", ".join("n" if e is None else str(e) for e in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise _fail(path, f"expected shape {want}, got {tuple(arr.shape)}")
+
+
+def check_architecture(architecture: Any) -> DecoderSpec:
+    """Validate the decoder description (see `validate_architecture`)."""
+    try:
+        return validate_architecture(architecture)
+    except SpecError as err:
+        raise _fail("/decoder/architecture", f"invalid decoder description: {err}") from None
+
+
+def check_weights(decoder: DecoderWeights, spec: DecoderSpec) -> None:
+    """Every layer with weights has exactly the inferred float32 finite weights, in order."""
+    expected = [layer for layer in spec.layers if layer.weight_shapes]
+    names = list(decoder.weights)
+    if names != [layer.name for layer in expected]:
+        raise _fail("/decoder", f"expected layer_names {[layer.name for layer in expected]}, got {names}")
+    for layer in expected:
+        base = f"/decoder/layers/{layer.name}"
+        got = decoder.weights[layer.name]
+        want_names = [n for n, _ in layer.weight_shapes]
+        got_names = [n for n, _ in got]
+        if got_names != want_names:
+            raise _fail(base, f"expected weight_names {want_names}, got {got_names}")
+        for (wname, shape), (_, arr) in zip(layer.weight_shapes, got):
+            path = f"{base}/{wname}"
+            _expect(path, np.asarray(arr), np.float32, shape)
+            if not np.all(np.isfinite(arr)):
+                raise _fail(path, "weights must be finite (found NaN or infinity)")
+
+
+def check_latent_index(offsets: np.ndarray, shapes: np.ndarray, n_values: int, w: int, spec: DecoderSpec) -> None:
+    """Offsets and shapes of the latents agree with each other, `w` and the decoder.
+
+    Args:
+        offsets: ``(w+1,)`` int64, from 0, non-decreasing, ending at `n_values`.
+        shapes: ``(w, 3)`` int32; each row's product is that image's count and
+            fits the decoder's input shape.
+        n_values: Length of ``/latents/values``.
+        w: Number of images.
+        spec: The validated decoder.
+    """
+    _expect("/latents/offsets", offsets, np.int64, (w + 1,))
+    _expect("/latents/shapes", shapes, np.int32, (w, 3))
+    if offsets[0] != 0:
+        raise _fail("/latents/offsets", f"must start at 0, got {int(offsets[0])}")
+    counts = np.diff(offsets)
+    if np.any(counts < 0):
+        i = int(np.argmax(counts < 0))
+        raise _fail("/latents/offsets", f"must be non-decreasing; entry {i + 1} is smaller than entry {i}")
+    if offsets[-1] != n_values:
+        raise _fail("/latents/offsets", f"must end at len(/latents/values) = {n_values}, got {int(offsets[-1])}")
+    if np.any(shapes < 1) or np.any(shapes > MAX_LATENT_SCALARS):
+        i = int(np.argmax(np.any((shapes < 1) | (shapes > MAX_LATENT_SCALARS), axis=1)))
+        raise _fail("/latents/shapes", f"row {i}: dimensions must be in [1, {MAX_LATENT_SCALARS}], got {shapes[i].tolist()}")
+    sizes = np.prod(shapes.astype(np.int64), axis=1) if w else np.zeros(0, np.int64)
+    bad = np.nonzero(sizes != counts)[0]
+    if len(bad):
+        i = int(bad[0])
+        raise _fail(
+            "/latents/shapes", f"row {i}: shape {shapes[i].tolist()} holds {int(sizes[i])} values, offsets give {int(counts[i])}"
+        )
+    want = (1,) * (3 - len(spec.input_shape)) + tuple(spec.input_shape)
+    for axis, dim in enumerate(want):
+        if dim is not None and w and np.any(shapes[:, axis] != dim):
+            i = int(np.argmax(shapes[:, axis] != dim))
+            raise _fail(
+                "/latents/shapes",
+                f"row {i}: shape {shapes[i].tolist()} does not fit the decoder's input shape {list(spec.input_shape)}",
+            )
+
+
+def check_latent_values(values: np.ndarray, n_values: int) -> None:
+    """The flat latent values are float32, `n_values` long and finite."""
+    _expect("/latents/values", values, np.float32, (n_values,))
+    if not np.all(np.isfinite(values)):
+        raise _fail("/latents/values", "latents must be finite (found NaN or infinity)")
+
+
+def check_image_shapes(shapes: np.ndarray, w: int) -> None:
+    """``(w, 3)`` int32 height, width, channels within the format's bounds."""
+    _expect("/images/shapes", shapes, np.int32, (w, 3))
+    if not w:
+        return
+    ok = (shapes[:, :2] >= 1).all(axis=1) & (shapes[:, :2] <= MAX_SIDE).all(axis=1)
+    ok &= (shapes[:, 2] >= 1) & (shapes[:, 2] <= MAX_CHANNELS)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise _fail(
+            "/images/shapes",
+            f"row {i}: expected 1 <= height, width <= {MAX_SIDE} and 1 <= channels <= {MAX_CHANNELS}, "
+            f"got {shapes[i].tolist()}",
+        )
+
+
+def _check_name(i: int, name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise _fail("/images/names", f"entry {i}: must be a non-empty string, got {name!r}")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise _fail("/images/names", f"entry {i}: longer than {MAX_NAME_BYTES} bytes")
+    if "\x00" in name or "\\" in name or name.startswith("/"):
+        raise _fail("/images/names", f"entry {i}: must be a relative POSIX path without NUL or backslash, got {name!r}")
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise _fail("/images/names", f"entry {i}: must not contain empty, '.' or '..' components, got {name!r}")
+
+
+def _check_labels(path: str, labels: Sequence[Any], w: int, lo: int, hi: int) -> None:
+    if len(labels) != w:
+        raise _fail(path, f"expected {w} entries, got {len(labels)}")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str) or not lo <= len(label) <= hi or not (label.isascii() and label.isprintable()):
+            raise _fail(path, f"entry {i}: expected {lo} to {hi} printable ASCII characters, got {label!r}")
+
+
+def check_image_table(
+    names: Sequence[Any],
+    modes: Sequence[Any],
+    formats: Sequence[Any],
+    sha256: np.ndarray,
+    palette_index: np.ndarray,
+    palettes: np.ndarray,
+    file_bytes: np.ndarray,
+    w: int,
+) -> None:
+    """Names unique and safe, labels short ASCII, palette rows in range, sizes >= 0."""
+    if len(names) != w:
+        raise _fail("/images/names", f"expected {w} entries, got {len(names)}")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        _check_name(i, name)
+        if name in seen:
+            raise _fail("/images/names", f"entries {seen[name]} and {i}: duplicate name {name!r}")
+        seen[name] = i
+    _check_labels("/images/modes", modes, w, 1, 16)
+    _check_labels("/images/formats", formats, w, 0, 32)
+    _expect("/images/sha256", sha256, np.uint8, (w, 32))
+    _expect("/images/palettes", palettes, np.uint8, (None, 256, 4))
+    _expect("/images/palette_index", palette_index, np.int32, (w,))
+    n = len(palettes)
+    bad = np.nonzero((palette_index < -1) | (palette_index >= n))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise _fail("/images/palette_index", f"entry {i}: expected -1 or a row of /images/palettes (0..{n - 1}), got {int(palette_index[i])}")
+    _expect("/images/file_bytes", file_bytes, np.int64, (w,))
+    if np.any(file_bytes < 0):
+        raise _fail("/images/file_bytes", f"entry {int(np.argmax(file_bytes < 0))}: must be >= 0")
+
+
+def check_psnr(psnr: np.ndarray, w: int) -> None:
+    """``(w,)`` float64, not NaN, not -inf (+inf means exact)."""
+    _expect("/quality/psnr", psnr, np.float64, (w,))
+    bad = np.isnan(psnr) | (psnr == -np.inf)
+    if np.any(bad):
+        raise _fail("/quality/psnr", f"entry {int(np.argmax(bad))}: must be a number or +inf, got {psnr[bad][0]}")
+
+
+def check_header(header: Header, *, w: int, latent_counts: np.ndarray, decoder_scalars: int) -> None:
+    """The header's counts and arithmetic agree with the data they summarise.
+
+    ``x_bits`` and ``folder_bytes`` describe the source folder and cannot be
+    recomputed from the archive; they must be non-negative and ``beats_raw``
+    must be ``lhs_bits < x_bits``.
+    """
+    for name, value in header.as_dict().items():
+        want_bool = name == "beats_raw"
+        if isinstance(value, (bool, np.bool_)) != want_bool or not isinstance(value, (int, np.integer, np.bool_)):
+            raise _fail("/header", f"attribute {name}: expected {'a bool' if want_bool else 'an integer'}, got {value!r}")
+    if header.x_bits < 0 or header.folder_bytes < 0:
+        raise _fail("/header", f"x_bits and folder_bytes must be >= 0, got {header.x_bits} and {header.folder_bytes}")
+    want = compute_header(
+        w=w, latent_counts=latent_counts, x_bits=header.x_bits, decoder_scalars=decoder_scalars, folder_bytes=header.folder_bytes
+    )
+    for name, value in want.as_dict().items():
+        got = getattr(header, name)
+        if bool(got != value):
+            raise _fail("/header", f"attribute {name}: expected {value!r} (recomputed from the data), got {got!r}")
+
+
+def check_contents(contents: ArchiveContents) -> DecoderSpec:
+    """Run every rule on a whole in-memory archive (dtypes as stored).
+
+    Returns:
+        The validated decoder description.
+
+    Raises:
+        CorruptArchiveError: naming the HDF5 path of the first value at fault.
+    """
+    img = contents.images
+    w = len(img.names)
+    if not 0 <= w <= MAX_IMAGES:
+        raise _fail("/images/names", f"expected at most {MAX_IMAGES} images, got {w}")
+    spec = check_architecture(contents.decoder.architecture)
+    check_weights(contents.decoder, spec)
+    lat = contents.latents
+    check_latent_index(lat.offsets, lat.shapes, len(lat.values), w, spec)
+    check_latent_values(lat.values, len(lat.values))
+    check_image_shapes(img.shapes, w)
+    check_image_table(img.names, img.modes, img.formats, img.sha256, img.palette_index, img.palettes, img.file_bytes, w)
+    check_psnr(contents.quality.psnr, w)
+    check_header(contents.header, w=w, latent_counts=lat.counts, decoder_scalars=spec.num_scalars)
+    return spec

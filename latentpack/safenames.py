@@ -1,0 +1,87 @@
+"""Rules for stored image names, so extraction never writes outside OUTDIR.
+
+A stored name is untrusted: it came from a file someone sent you. Like Python's
+tarfile "data" filter, a name is refused unless it is a plain relative POSIX
+path of ordinary components; and the final target is checked once more after
+resolving symlinks that already exist under the output folder.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+__all__ = ["UnsafeNameError", "check_name", "safe_target", "MAX_NAME_BYTES"]
+
+MAX_NAME_BYTES = 1024
+MAX_COMPONENT_BYTES = 255
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnsafeNameError(ValueError):
+    """A stored name would write outside the output folder, or cannot be a file name."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"refusing to extract {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def check_name(name: str) -> PurePosixPath:
+    """Check a stored name and return it as a relative path.
+
+    Raises:
+        UnsafeNameError: absolute paths, ``..``, drive letters or UNC
+            prefixes, backslashes, control characters, invalid UTF-8, empty
+            or over-long names and components, Windows device names, and
+            components ending in a dot or a space.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnsafeNameError(str(name), "empty name")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeNameError(name, "not valid UTF-8") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise UnsafeNameError(name, f"longer than {MAX_NAME_BYTES} bytes")
+    if _CONTROL.search(name):
+        raise UnsafeNameError(name, "contains NUL or control characters")
+    if "\\" in name:
+        raise UnsafeNameError(name, "contains a backslash")
+    if name.startswith("/"):
+        raise UnsafeNameError(name, "is an absolute path")
+    if re.match(r"^[A-Za-z]:", name):
+        raise UnsafeNameError(name, "starts with a drive letter")
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", "."):
+            raise UnsafeNameError(name, "has an empty or '.' component")
+        if part == "..":
+            raise UnsafeNameError(name, "has a '..' component")
+        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            raise UnsafeNameError(name, f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
+        if part.endswith((".", " ")):
+            raise UnsafeNameError(name, "has a component ending in a dot or a space")
+        if part.split(".")[0].upper() in _WINDOWS_DEVICES:
+            raise UnsafeNameError(name, "uses a reserved device name")
+    return PurePosixPath(*parts)
+
+
+def safe_target(outdir: Path, name: str) -> Path:
+    """The path where ``name`` is extracted under ``outdir``, checked.
+
+    Raises:
+        UnsafeNameError: the name breaks a rule of `check_name`, or resolves
+            outside ``outdir`` (through a symlink already there), or the
+            target is itself a symlink.
+    """
+    rel = check_name(name)
+    root = Path(os.path.realpath(outdir))
+    target = root.joinpath(*rel.parts)
+    parent = Path(os.path.realpath(target.parent))
+    if parent != root and root not in parent.parents:
+        raise UnsafeNameError(name, "resolves outside the output folder")
+    if target.is_symlink():
+        raise UnsafeNameError(name, "the target is a symlink")
+    return target

@@ -1,0 +1,161 @@
+"""Small synthetic `ArchiveContents` for tests (no TensorFlow, no images).
+
+`make_contents` builds a consistent archive around one of two tiny decoders
+that mirror the codec's two architectures:
+
+* ``dense``: latents ``(1, 1, 4)`` -> Dense -> Reshape(7, 7, 2) ->
+  Conv2DTranspose s2 -> Conv2D -> ``(14, 14, 1)``, mode ``L``;
+* ``conv``: latents ``(gh, gw, 3)`` -> Conv2DTranspose s2 -> Conv2D ->
+  ``(2*gh, 2*gw, 3)``, mode ``RGB``, images of varying sizes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from latentpack.formats import (
+    ArchiveContents,
+    DecoderWeights,
+    ImageTable,
+    Latents,
+    Quality,
+    compute_header,
+    validate_architecture,
+)
+
+__all__ = ["dense_architecture", "conv_architecture", "make_contents", "assert_contents_equal"]
+
+
+def _conv(name: str, ltype: str, filters: int, kernel: int, stride: int, activation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": ltype,
+        "config": {
+            "filters": filters,
+            "kernel_size": [kernel, kernel],
+            "strides": [stride, stride],
+            "padding": "same",
+            "activation": activation,
+            "use_bias": True,
+        },
+    }
+
+
+def dense_architecture(y: int = 4) -> dict[str, Any]:
+    return {
+        "type": "latentpack-decoder",
+        "version": 1,
+        "input_shape": [1, 1, y],
+        "output_mode": "L",
+        "layers": [
+            {"name": "g_s_flatten", "type": "Flatten", "config": {}},
+            {"name": "g_s_dense", "type": "Dense", "config": {"units": 98, "activation": "relu", "use_bias": True}},
+            {"name": "g_s_reshape", "type": "Reshape", "config": {"target_shape": [7, 7, 2]}},
+            _conv("g_s_up0", "Conv2DTranspose", 2, 3, 2, "relu"),
+            _conv("g_s_out", "Conv2D", 1, 3, 1, "sigmoid"),
+        ],
+    }
+
+
+def conv_architecture(c: int = 3) -> dict[str, Any]:
+    return {
+        "type": "latentpack-decoder",
+        "version": 1,
+        "input_shape": [None, None, c],
+        "output_mode": "RGB",
+        "layers": [
+            _conv("g_s_up0", "Conv2DTranspose", 4, 4, 2, "relu"),
+            {"name": "g_s_nearest", "type": "UpSampling2D", "config": {"size": [1, 1], "interpolation": "nearest"}},
+            _conv("g_s_out", "Conv2D", 3, 3, 1, "sigmoid"),
+        ],
+    }
+
+
+def make_contents(w: int = 3, arch: str = "dense", seed: int = 0) -> ArchiveContents:
+    """A consistent synthetic archive of `w` images.
+
+    Args:
+        w: Number of images (0 allowed).
+        arch: ``"dense"`` or ``"conv"``.
+        seed: Seed of every random array.
+    """
+    rng = np.random.default_rng(seed)
+    architecture = dense_architecture() if arch == "dense" else conv_architecture()
+    spec = validate_architecture(architecture)
+    weights = {
+        layer.name: [(n, rng.standard_normal(shape).astype(np.float32)) for n, shape in layer.weight_shapes]
+        for layer in spec.layers
+        if layer.weight_shapes
+    }
+    if arch == "dense":
+        image_shapes = [(14, 14, 1)] * w
+        latent_shapes = [(1, 1, 4)] * w
+        modes = ["P" if i == 1 else "L" for i in range(w)]
+    else:
+        image_shapes = [(4 + 2 * (i % 3), 6 + 2 * (i % 2), 3) for i in range(w)]
+        latent_shapes = [(h // 2, wd // 2, 3) for h, wd, _ in image_shapes]
+        modes = ["P" if i == 1 else "RGB" for i in range(w)]
+    counts = np.array([int(np.prod(s)) for s in latent_shapes], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    values = rng.standard_normal(int(offsets[-1])).astype(np.float32)
+    n_palettes = sum(m == "P" for m in modes)
+    palette_index = np.full(w, -1, dtype=np.int32)
+    palette_index[[i for i, m in enumerate(modes) if m == "P"]] = np.arange(n_palettes, dtype=np.int32)
+    file_bytes = rng.integers(100, 5000, size=w).astype(np.int64)
+    psnr = rng.uniform(20, 40, size=w)
+    if w:
+        psnr[0] = np.inf
+    images = ImageTable(
+        names=[f"img_{i:03d}.png" if i % 2 == 0 else f"sub dir/é_{i:03d}.png" for i in range(w)],
+        shapes=np.array(image_shapes, dtype=np.int32).reshape(w, 3),
+        modes=modes,
+        formats=["PNG" if i % 3 else "JPEG" for i in range(w)],
+        sha256=rng.integers(0, 256, size=(w, 32), dtype=np.uint8),
+        palette_index=palette_index,
+        palettes=rng.integers(0, 256, size=(n_palettes, 256, 4), dtype=np.uint8),
+        file_bytes=file_bytes,
+    )
+    decoder = DecoderWeights(architecture, weights)
+    x_bits = int(sum(h * wd * c for h, wd, c in image_shapes)) * 8
+    header = compute_header(
+        w=w, latent_counts=counts, x_bits=x_bits, decoder_scalars=decoder.num_scalars, folder_bytes=int(file_bytes.sum())
+    )
+    return ArchiveContents(
+        header=header,
+        decoder=decoder,
+        latents=Latents(values=values, offsets=offsets, shapes=np.array(latent_shapes, dtype=np.int32).reshape(w, 3)),
+        images=images,
+        quality=Quality(psnr=psnr),
+        training={"arch": arch, "epochs": 3, "seed": seed, "loss": [0.5, 0.25, 0.125], "timings": {"fit_s": 1.5}},
+        writer="latentpack 0.1.0",
+        created="2024-01-02T03:04:05Z",
+    )
+
+
+def _same_array(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype}"
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{what}: values differ"
+
+
+def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
+    """Assert two `ArchiveContents` are identical, array by array."""
+    assert got.header == want.header
+    assert got.decoder.architecture == want.decoder.architecture
+    assert list(got.decoder.weights) == list(want.decoder.weights)
+    for layer, pairs in want.decoder.weights.items():
+        assert [n for n, _ in got.decoder.weights[layer]] == [n for n, _ in pairs]
+        for (name, a), (_, b) in zip(got.decoder.weights[layer], pairs):
+            _same_array(a, b, f"{layer}/{name}")
+    for name in ("values", "offsets", "shapes"):
+        _same_array(getattr(got.latents, name), getattr(want.latents, name), f"latents.{name}")
+    for name in ("names", "modes", "formats"):
+        assert list(getattr(got.images, name)) == list(getattr(want.images, name)), name
+    for name in ("shapes", "sha256", "palette_index", "palettes", "file_bytes"):
+        _same_array(getattr(got.images, name), getattr(want.images, name), f"images.{name}")
+    _same_array(got.quality.psnr, want.quality.psnr, "quality.psnr")
+    assert got.training == want.training
+    assert got.writer == want.writer
+    assert got.created == want.created

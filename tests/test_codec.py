@@ -1,0 +1,74 @@
+"""The codec: design choices, and the numpy decoder against Keras."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentpack.codec.design import design_codec
+from latentpack.codec.numpy_decoder import NumpyDecoder
+from latentpack.formats.decoder_spec import SpecError, validate_architecture
+
+
+def test_auto_picks_dense_for_equal_small_images_and_conv_otherwise() -> None:
+    assert design_codec([(28, 28)] * 10, "L").arch == "dense"
+    assert design_codec([(28, 28), (30, 20)], "RGB").arch == "conv"
+    assert design_codec([(512, 768)] * 3, "RGB").arch == "conv"
+
+
+def test_dense_refuses_mixed_sizes() -> None:
+    with pytest.raises(ValueError, match="arch"):
+        design_codec([(28, 28), (10, 10)], "L", arch="dense")
+
+
+def test_latent_dims_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="latent_dims"):
+        design_codec([(8, 8)], "L", latent_dims=0)
+
+
+def test_capacity_grows_with_the_folder() -> None:
+    small = design_codec([(28, 28)] * 50, "L", latent_dims=16)
+    large = design_codec([(28, 28)] * 50_000, "L", latent_dims=16)
+    assert small.filters < large.filters
+    x_bits = 50_000 * 28 * 28 * 8
+    assert large.decoder_scalars * 32 <= 0.1 * x_bits
+
+
+@pytest.mark.parametrize(
+    "shapes, mode, arch, grid",
+    [
+        ([(28, 28)], "L", "dense", None),
+        ([(30, 41)], "RGBA", "dense", None),
+        ([(40, 50), (13, 9)], "RGB", "conv", (3, 4)),
+        ([(16, 16)], "LA", "conv", (2, 2)),
+    ],
+)
+def test_numpy_decoder_matches_keras(shapes, mode, arch, grid) -> None:
+    from latentpack.codec.model import build_autoencoder, export_decoder
+
+    design = design_codec(shapes, mode, arch=arch, filters=8, latent_dims=6)
+    ae = build_autoencoder(design.encoder, design.decoder)
+    rng = np.random.default_rng(0)
+    for layer in ae.decoder.layers:  # non-zero biases too, so bias handling is tested
+        layer.set_weights([w + rng.normal(0, 0.05, w.shape).astype("float32") for w in layer.get_weights()])
+    stored = export_decoder(ae.decoder, design.decoder)
+    numpy_decoder = NumpyDecoder(validate_architecture(design.decoder), {k: dict(v) for k, v in stored.weights.items()})
+    shape = (1, 1, 6) if grid is None else grid + (6,)
+    z = rng.normal(size=(5,) + shape).astype("float32")
+    expected = np.asarray(ae.decoder(z))
+    got = numpy_decoder(z)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-5
+
+
+def test_validate_architecture_rejects_layers_outside_the_allowlist() -> None:
+    arch = design_codec([(28, 28)], "L").decoder
+    arch["layers"][1] = {"name": "evil", "type": "Lambda", "config": {"function": "os.system('x')"}}
+    with pytest.raises(SpecError, match="layers/1/type"):
+        validate_architecture(arch)
+
+
+def test_validate_architecture_rejects_unknown_config_keys() -> None:
+    arch = design_codec([(28, 28)], "L").decoder
+    arch["layers"][1]["config"]["kernel_initializer"] = "zeros"
+    with pytest.raises(SpecError, match="unknown keys"):
+        validate_architecture(arch)
