@@ -57,7 +57,7 @@ def cli() -> None:
               help="Archive to write.")
 @click.option("-y", "--latent-dims", type=click.IntRange(min=1), default=None,
               help="Latents per image (dense) or latent channels (conv). Default: chosen from the image size.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs. Default: about 3000 steps.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs. Default: about 12,000 steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--arch", type=click.Choice(["auto", "dense", "conv"]), default="auto", show_default=True,
               help="dense: one latent vector per equal-sized image; conv: a latent grid, any sizes.")

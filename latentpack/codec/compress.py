@@ -111,7 +111,7 @@ def compress_folder(
         folder: The image folder (read recursively; hidden files skipped).
         archive: The archive to write.
         latent_dims: ``y`` for dense, latent channels for conv; None picks.
-        epochs: Training epochs; None picks about 3000 optimiser steps.
+        epochs: Training epochs; None picks about 12,000 optimiser steps.
         batch_size: Images (or patches) per training step.
         arch: ``auto``, ``dense`` or ``conv``.
         filters: Decoder width; None picks from the size budget.

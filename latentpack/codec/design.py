@@ -35,8 +35,9 @@ ARCHS = ("auto", "dense", "conv")
 CONV_STRIDE = 8
 #: ``auto`` picks ``dense`` for equal-sized images up to this many pixels.
 DENSE_MAX_PIXELS = 96 * 96
-#: Filter widths tried, largest first, when choosing decoder capacity.
-FILTER_CHOICES = (48, 32, 16, 8)
+#: Filter widths tried, largest first, when choosing decoder capacity (wider
+#: decoders train too slowly on a CPU for the folders this tool targets).
+FILTER_CHOICES = (16, 8)
 #: The decoder may cost at most this fraction of the raw size.
 DECODER_BUDGET = 0.10
 

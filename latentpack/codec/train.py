@@ -32,7 +32,7 @@ __all__ = ["TrainResult", "train_autoencoder", "encode_folder", "default_epochs"
 #: Side of the square training patches of the ``conv`` architecture.
 PATCH_SIZE = 64
 #: ``default_epochs`` aims at about this many optimiser steps.
-TARGET_STEPS = 3000
+TARGET_STEPS = 12000
 MAX_EPOCHS = 300
 
 
