@@ -158,8 +158,8 @@ def open_image(path: Path) -> OpenedImage:
         raise ImageReadError("has no pixels")
     if img.mode not in _OUTPUT_MODES and img.mode not in _NATURAL_OF:
         raise ImageReadError(f"mode {img.mode} is not supported (16-bit and float images are not; convert to 8-bit)")
-    if img.mode == "PA":
-        img = img.convert("RGBA")
+    if img.mode in ("PA", "La", "RGBa"):  # premultiplied or palette+alpha: keep as plain alpha modes
+        img = img.convert("LA" if img.mode == "La" else "RGBA")
     palette = _rgba_palette(img) if img.mode == "P" else None
     natural, natural_mode = natural_pixels(img, palette)
     return OpenedImage(
@@ -219,8 +219,4 @@ def from_working(working: np.ndarray, working_mode: str, mode: str, palette: np.
         return out
     if mode == "1":
         return img.convert("L").convert("1", dither=Image.Dither.NONE)
-    if mode == "La":
-        mode = "LA"
-    if mode == "RGBa":
-        mode = "RGBA"
     return img if img.mode == mode else img.convert(mode)

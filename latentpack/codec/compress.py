@@ -25,7 +25,7 @@ from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
 from latentpack.folder import ImageFolder, read_folder
 from latentpack.formats import write_archive
 from latentpack.formats.schema import ArchiveContents, ImageTable, Latents, Quality, compute_header
-from latentpack.images import NATURAL_CHANNELS, natural_pixels
+from latentpack.images import natural_pixels
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
 

@@ -35,7 +35,7 @@ def to_uint8(x_hat: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8)
 
 
-def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], decoder: NumpyDecoder) -> Iterator[list[int]]:
+def _batches(latents: Latents, images: ImageTable, indices: Sequence[int]) -> Iterator[list[int]]:
     batch: list[int] = []
     pixels = 0
     shape = None
@@ -73,7 +73,7 @@ def iter_reconstructions(
     if indices is None:
         indices = range(len(images))
     mode = decoder.spec.output_mode
-    for batch in _batches(latents, images, indices, decoder):
+    for batch in _batches(latents, images, indices):
         z = np.stack([latents.get(i) for i in batch])
         x_hat = decoder(z)
         for k, i in enumerate(batch):
