@@ -7,24 +7,34 @@ that mirror the codec's two architectures:
   Conv2DTranspose s2 -> Conv2D -> ``(14, 14, 1)``, mode ``L``;
 * ``conv``: latents ``(gh, gw, 3)`` -> Conv2DTranspose s2 -> Conv2D ->
   ``(2*gh, 2*gw, 3)``, mode ``RGB``, images of varying sizes.
+
+`read_damaged_copies` is the subprocess side of the corruption tests: it reads
+damaged copies of an archive one by one and prints what became of each, so a
+test can time out a read that hangs inside libhdf5.
 """
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from latentpack.formats import (
     ArchiveContents,
+    ArchiveError,
     DecoderWeights,
     ImageTable,
     Latents,
     Quality,
     compute_header,
+    open_archive,
+    read_archive,
     validate_architecture,
 )
 
-__all__ = ["dense_architecture", "conv_architecture", "make_contents", "assert_contents_equal"]
+__all__ = ["dense_architecture", "conv_architecture", "make_contents", "assert_contents_equal", "read_damaged_copies"]
 
 
 def _conv(name: str, ltype: str, filters: int, kernel: int, stride: int, activation: str) -> dict[str, Any]:
@@ -159,3 +169,43 @@ def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
     assert got.training == want.training
     assert got.writer == want.writer
     assert got.created == want.created
+
+
+def read_damaged_copies(original: str, damages: str, scratch: str, start: int) -> None:
+    """Read damaged copies of `original`, printing one line per copy to stdout.
+
+    Args:
+        original: A valid archive.
+        damages: A JSON file: a list of ``[offset, hex bytes]``, each one copy
+            of `original` with those bytes written at that offset.
+        scratch: Where each damaged copy is written before it is read.
+        start: Index of the first damage to apply (after a restart).
+
+    Each line is ``INDEX OUTCOME [detail]``, OUTCOME being ``same`` (read in
+    full, equal to the original), ``error`` (an `ArchiveError`), ``changed``
+    (read in full but different: silent damage) or ``escaped`` (any other
+    exception). A read that never ends prints no line for its index.
+    """
+    want = read_archive(original)
+    data = Path(original).read_bytes()
+    for index, (offset, patch) in enumerate(json.loads(Path(damages).read_text())[start:], start):
+        damaged = bytearray(data)
+        raw = bytes.fromhex(patch)
+        damaged[offset : offset + len(raw)] = raw
+        Path(scratch).write_bytes(bytes(damaged))
+        try:
+            with open_archive(scratch) as archive:
+                archive.validate()
+                archive.storage_breakdown()
+                got = archive.contents()
+            try:
+                assert_contents_equal(got, want)
+                line = "same"
+            except AssertionError as err:
+                line = f"changed {str(err).splitlines()[0] if str(err) else 'contents differ'}"
+        except ArchiveError as err:
+            line = f"error {type(err).__name__}"
+        except Exception as err:  # what the test is looking for: an error outside the hierarchy
+            line = f"escaped {type(err).__name__}: {err}"
+        print(index, line.replace("\n", " ")[:300], flush=True)
+    sys.stdout.flush()

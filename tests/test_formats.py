@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -66,12 +68,13 @@ def test_open_archive_parts(archive: Path) -> None:
         assert a.training["loss"] == [0.5, 0.25, 0.125]
         assert a.quality.min_psnr == want.quality.min_psnr
         parts = a.storage_breakdown()
-    assert set(parts) == {"decoder", "latents", "images", "quality", "overhead", "file"}
+    assert set(parts) == {"decoder", "latents", "images", "quality", "training", "overhead", "file"}
     assert parts["file"] == archive.stat().st_size
     assert sum(v for k, v in parts.items() if k != "file") == parts["file"]
     assert parts["decoder"] >= want.decoder.num_scalars * 4
     assert parts["latents"] >= want.latents.values.nbytes
-    assert all(v >= 0 for v in parts.values())
+    assert parts["training"] >= len(writer_module.to_json(want.training))
+    assert all(v > 0 for v in parts.values())
 
 
 def test_closed_archive_keeps_what_was_read(archive: Path) -> None:
@@ -102,35 +105,145 @@ def test_writer_casts_dtypes_and_converts_numpy_in_training(tmp_path: Path) -> N
     assert got.training == {"loss": [0.5, 0.25], "epochs": 2}
 
 
+def _text(value) -> str:
+    assert isinstance(value, bytes), f"expected bytes from a fixed-length string, got {type(value).__name__}"
+    return value.decode("utf-8")
+
+
 def test_on_disk_layout(archive: Path) -> None:
     with h5py.File(archive, "r") as f:
-        assert f.attrs["encoding-type"] == "latentpack-archive"
-        assert f.attrs["encoding-version"] == "1.0"
+        assert _text(f.attrs["encoding-type"]) == "latentpack-archive"
+        assert _text(f.attrs["encoding-version"]) == "1.0"
         for group in ("header", "decoder", "latents", "images", "quality", "training"):
-            assert f[group].attrs["encoding-type"] == group
-            assert f[group].attrs["encoding-version"] == "1.0"
+            assert _text(f[group].attrs["encoding-type"]) == group
+            assert _text(f[group].attrs["encoding-version"]) == "1.0"
         assert isinstance(f["header"].attrs["beats_raw"], np.bool_)
         assert f["header"].attrs["w"].dtype == np.int64
-        assert list(f["decoder"].attrs["layer_names"]) == ["g_s_dense", "g_s_up0", "g_s_out"]
-        assert list(f["decoder/layers/g_s_up0"].attrs["weight_names"]) == ["kernel", "bias"]
+        assert [_text(n) for n in f["decoder"].attrs["layer_names"]] == ["g_s_dense", "g_s_up0", "g_s_out"]
+        assert [_text(n) for n in f["decoder/layers/g_s_up0"].attrs["weight_names"]] == ["kernel", "bias"]
         assert f["decoder/layers/g_s_up0/kernel"].shape == (3, 3, 2, 2)
         assert f["decoder/layers/g_s_up0/kernel"].fletcher32
         assert f["latents/values"].fletcher32 and f["latents/values"].dtype == np.float32
         assert f["latents/offsets"].shape == (6,) and f["latents/offsets"].dtype == np.int64
         assert f["images/sha256"].shape == (5, 32) and f["images/palettes"].shape == (1, 256, 4)
-        assert json.loads(f["decoder/architecture"].asstr()[()])["type"] == "latentpack-decoder"
-
-
-def test_fixed_length_strings_are_read(archive: Path) -> None:
-    # Readers MUST accept NUL-padded fixed-length UTF-8 strings too (FORMAT.md, Conventions).
-    with h5py.File(archive, "r+") as f:
+        assert json.loads(_text(f["decoder/architecture"][()]))["type"] == "latentpack-decoder"
+        assert [_text(n) for n in f["images/names"][()]] == make_contents(w=5).images.names
         for name in ("names", "modes", "formats"):
-            raw = [s.encode("utf-8") for s in f[f"images/{name}"].asstr()[()]]
-            size = max(len(s) for s in raw)
-            del f[f"images/{name}"]
-            ds = f["images"].create_dataset(name, shape=(len(raw),), dtype=h5py.string_dtype("utf-8", size))
-            ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array(raw, dtype=f"S{size}"), mtype=ds.id.get_type())
+            ds = f[f"images/{name}"]
+            assert ds.fletcher32 and ds.compression == "gzip" and ds.shuffle, name
+        for name in ("decoder/architecture", "training/config"):  # compact: inside a checksummed object header
+            assert f[name].shape == () and f[name].id.get_create_plist().get_layout() == h5py.h5d.COMPACT, name
+
+
+def _string_types(f: h5py.File) -> dict[str, tuple]:
+    """HDF5 path (``path@attribute`` for attributes) -> string info and padding of every string in `f`."""
+    found = {}
+
+    def visit(name: str, obj) -> None:
+        for attr in obj.attrs:
+            aid = obj.attrs.get_id(attr)
+            if h5py.check_string_dtype(aid.dtype):
+                where = f"/{name}@{attr}".replace("//", "/")
+                found[where] = (h5py.check_string_dtype(aid.dtype), aid.get_type().get_strpad())
+        if isinstance(obj, h5py.Dataset) and h5py.check_string_dtype(obj.dtype):
+            found[f"/{name}"] = (h5py.check_string_dtype(obj.dtype), obj.id.get_type().get_strpad())
+
+    visit("", f)
+    f.visititems(visit)
+    return found
+
+
+@pytest.mark.parametrize("arch, w", [("dense", 5), ("conv", 7), ("dense", 0)])
+def test_every_string_is_fixed_length_and_no_global_heap(tmp_path: Path, arch: str, w: int) -> None:
+    contents = make_contents(w=w, arch=arch)
+    path = write_archive(tmp_path / "a.lpk", contents)
+    with h5py.File(path, "r") as f:
+        strings = _string_types(f)
+    groups = ("header", "decoder", "latents", "images", "quality", "training")
+    assert set(strings) == (
+        {"/@encoding-type", "/@encoding-version", "/@writer", "/@created", "/decoder@layer_names"}
+        | {f"/{g}@encoding-{key}" for g in groups for key in ("type", "version")}
+        | {f"/decoder/layers/{layer}@weight_names" for layer in contents.decoder.weights}
+        | {"/decoder/architecture", "/images/names", "/images/modes", "/images/formats", "/training/config"}
+    )
+    for where, (info, pad) in strings.items():
+        assert info.encoding == "utf-8" and info.length is not None and pad == h5py.h5t.STR_NULLPAD, where
+    # Variable-length data lives in global heap collections, signature b"GCOL"; there must be none.
+    assert b"GCOL" not in path.read_bytes()
+
+
+def _fixed(value):
+    """`value` (a str or a list of str) as a fixed-length UTF-8 numpy array, as the writer stores it."""
+    raw = [value.encode("utf-8")] if isinstance(value, str) else [v.encode("utf-8") for v in value]
+    arr = np.array(raw, dtype=h5py.string_dtype("utf-8", max([len(b) for b in raw] + [1])))
+    return arr.reshape(()) if isinstance(value, str) else arr
+
+
+def test_trailing_nuls_are_stripped(archive: Path) -> None:
+    # Strings are NUL-padded to their dataset's length; a wider one than needed reads the same.
+    with h5py.File(archive, "r+") as f:
+        names = f["images/names"][()]
+        del f["images/names"]
+        f["images"].create_dataset("names", data=names.astype(h5py.string_dtype("utf-8", 64)), fletcher32=True)
+        f["decoder"].attrs["layer_names"] = f["decoder"].attrs["layer_names"].astype(h5py.string_dtype("utf-8", 40))
     assert read_archive(archive).images.names == make_contents(w=5).images.names
+
+
+VLEN = h5py.string_dtype()  # variable-length UTF-8: its bytes go to the unchecked global heap
+
+VLEN_TAMPERS = {
+    "/images/names": lambda f: _replace(f, "images/names", f["images/names"][()].astype(VLEN), compression="gzip"),
+    "/images/modes": lambda f: _replace(f, "images/modes", f["images/modes"][()].astype(VLEN)),
+    "/decoder/architecture": lambda f: _replace(f, "decoder/architecture", f["decoder/architecture"][()].astype(VLEN)),
+    "/decoder": lambda f: f["decoder"].attrs.__setitem__("layer_names", ["g_s_dense", "g_s_up0", "g_s_out"]),
+    "/latents": lambda f: f["latents"].attrs.__setitem__("encoding-version", "1.0"),
+    "/": lambda f: f.attrs.__setitem__("writer", "latentpack 0.1.0"),
+}
+
+
+@pytest.mark.parametrize("hdf5_path", sorted(VLEN_TAMPERS))
+def test_variable_length_strings_are_refused(archive: Path, hdf5_path: str) -> None:
+    with h5py.File(archive, "r+") as f:
+        VLEN_TAMPERS[hdf5_path](f)
+    assert b"GCOL" in archive.read_bytes()
+    with pytest.raises(CorruptArchiveError, match="variable-length strings are not allowed") as info:
+        read_archive(archive)
+    assert info.value.hdf5_path == hdf5_path
+
+
+def test_variable_length_magic_is_not_an_archive(archive: Path) -> None:
+    with h5py.File(archive, "r+") as f:
+        f.attrs["encoding-type"] = "latentpack-archive"  # h5py writes a str as a variable-length string
+    with pytest.raises(NotAnArchiveError, match="fixed-length string 'latentpack-archive'"):
+        read_archive(archive)
+
+
+@pytest.mark.parametrize("hdf5_path", ["/images/names", "/decoder/architecture", "/decoder", "/"])
+def test_invalid_utf8_names_its_path(archive: Path, hdf5_path: str) -> None:
+    bad = b"\xff\xfe not UTF-8"
+    with h5py.File(archive, "r+") as f:
+        if hdf5_path == "/images/names":
+            names = f["images/names"][()]
+            names[2] = bad
+            _replace(f, "images/names", names)
+        elif hdf5_path == "/decoder/architecture":
+            _replace(f, "decoder/architecture", np.array(bad, dtype=h5py.string_dtype("utf-8", len(bad))))
+        elif hdf5_path == "/decoder":
+            names = [b"g_s_dense", bad, b"g_s_out"]
+            f["decoder"].attrs["layer_names"] = np.array(names, dtype=h5py.string_dtype("utf-8", 20))
+        else:
+            f.attrs["created"] = np.array(bad, dtype=h5py.string_dtype("utf-8", len(bad)))
+    with pytest.raises(CorruptArchiveError, match="invalid UTF-8") as info:
+        read_archive(archive)
+    assert info.value.hdf5_path == hdf5_path, str(info.value)
+
+
+def test_huge_attribute_is_refused_before_reading(archive: Path) -> None:
+    with h5py.File(archive, "r+") as f:
+        del f.attrs["writer"]
+        f.attrs.create("writer", np.array(b"x", dtype=h5py.string_dtype("utf-8", 1 << 20)))
+    with pytest.raises(CorruptArchiveError, match="attribute writer: declares 1048576 bytes"):
+        read_archive(archive)
 
 
 # -- header arithmetic ---------------------------------------------------------
@@ -193,7 +306,7 @@ def test_missing_file_is_os_error(tmp_path: Path) -> None:
 )
 def test_wrong_version(archive: Path, version: str, error: type, message: str) -> None:
     with h5py.File(archive, "r+") as f:
-        f.attrs["encoding-version"] = version
+        f.attrs["encoding-version"] = _fixed(version)
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         read_archive(archive)
     assert info.value.hdf5_path == "/"
@@ -201,7 +314,7 @@ def test_wrong_version(archive: Path, version: str, error: type, message: str) -
 
 def test_wrong_group_version(archive: Path) -> None:
     with h5py.File(archive, "r+") as f:
-        f["latents"].attrs["encoding-version"] = "3.0"
+        f["latents"].attrs["encoding-version"] = _fixed("3.0")
     with pytest.raises(UnsupportedVersionError, match="/latents"):
         read_archive(archive)
 
@@ -228,33 +341,109 @@ def test_bit_flip_in_latents_is_caught_by_checksum(archive: Path) -> None:
             a.latents
 
 
-def _global_heaps(data: bytes) -> list[tuple[int, int]]:
-    """Byte ranges of HDF5 global heap collections (where variable-length strings live)."""
-    spans, i = [], data.find(b"GCOL")
-    while i >= 0:
-        size = int.from_bytes(data[i + 8 : i + 16], "little")
-        spans.append((i, i + max(size, 16)))
-        i = data.find(b"GCOL", i + max(size, 16))
-    return spans
+#: Random single-bit flips per archive in the corruption test; raise it for a longer
+#: search (a value of at least the file's size flips one bit of every byte).
+FUZZ_EXAMPLES = int(os.environ.get("LATENTPACK_FUZZ_EXAMPLES", "100"))
+FUZZ_SEED = int(os.environ.get("LATENTPACK_FUZZ_SEED", "0"))
+#: Seconds one damaged copy may take to read before it counts as a hang (a read takes milliseconds).
+FUZZ_TIMEOUT = float(os.environ.get("LATENTPACK_FUZZ_TIMEOUT", "30"))
+_WORKER = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import archive_factory as a; "
+    "a.read_damaged_copies(*sys.argv[2:5], int(sys.argv[5]))"
+)
 
 
-@pytest.mark.parametrize("fraction", [i / 20 for i in range(0, 20)])
-def test_garbage_never_escapes_as_another_error(archive: Path, fraction: float) -> None:
-    # The global heap is skipped: HDF5 does not checksum it, and libhdf5 1.14
-    # can loop forever on a damaged heap object size (see docs/FORMAT.md,
-    # "Security considerations"); nothing a Python reader can catch.
-    data = bytearray(archive.read_bytes())
-    heaps = _global_heaps(bytes(data))
-    allowed = [i for i in range(len(data) - 64) if not any(a - 64 < i < b for a, b in heaps)]
-    start = allowed[int(len(allowed) * fraction)]
-    data[start : start + 64] = bytes(range(7, 71))
-    archive.write_bytes(bytes(data))
-    try:
-        with open_archive(archive) as a:
-            a.validate()
-            a.storage_breakdown()
-    except ArchiveError:
-        pass  # detected; bytes HDF5 does not checksum (e.g. heap slack) may go unnoticed
+def _damages(data: bytes, examples: int, seed: int) -> list[list]:
+    """``[offset, hex bytes]``: single-bit flips at distinct offsets anywhere, then 64-byte garbage windows."""
+    rng = np.random.default_rng(seed)
+    offsets = range(len(data)) if examples >= len(data) else sorted(rng.choice(len(data), examples, replace=False))
+    flips = [[int(o), bytes([data[o] ^ (1 << int(rng.integers(8)))]).hex()] for o in offsets]
+    windows = [[(len(data) - 64) * i // 20, bytes(range(7, 71)).hex()] for i in range(20)]
+    return flips + windows
+
+
+def _read_damaged(archive: Path, damages: list[list], tmp_path: Path) -> dict[int, str]:
+    """Outcome of reading each damaged copy (see `read_damaged_copies`), in a subprocess.
+
+    A copy whose read gives no answer within `FUZZ_TIMEOUT` is a ``hang`` and
+    one that kills the process a ``crash``; the worker is then restarted after it.
+    """
+    spec = tmp_path / "damages.json"
+    spec.write_text(json.dumps(damages))
+    errors = tmp_path / "worker.stderr"
+    outcomes: dict[int, str] = {}
+    start = 0
+    while start < len(damages):
+        args = [str(Path(__file__).parent), str(archive), str(spec), str(tmp_path / "damaged.lpk"), str(start)]
+        with open(errors, "w") as stderr:
+            proc = subprocess.Popen([sys.executable, "-c", _WORKER, *args], stdout=subprocess.PIPE, stderr=stderr, text=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: ([lines.put(x) for x in proc.stdout], lines.put(None)), daemon=True).start()
+        first = start
+        while start < len(damages):
+            try:
+                line = lines.get(timeout=FUZZ_TIMEOUT)
+            except queue.Empty:
+                proc.kill()
+                outcomes[start] = f"hang (no answer after {FUZZ_TIMEOUT:g} s)"
+                start += 1
+                break
+            if line is None:
+                code = proc.wait()
+                if start == first:
+                    pytest.fail(f"the worker died before its first answer (exit {code}): {errors.read_text()[-2000:]}")
+                outcomes[start] = f"crash (exit {code}): {errors.read_text()[-300:]}"
+                start += 1
+                break
+            index, outcome = line.rstrip("\n").split(" ", 1)
+            outcomes[int(index)] = outcome
+            start = int(index) + 1
+        proc.wait()
+        proc.stdout.close()
+    return outcomes
+
+
+def _region(archive: Path):
+    """offset -> which dataset's stored bytes hold it, or "HDF5 metadata" (for failure messages)."""
+    spans = []
+
+    def visit(name: str, obj) -> None:
+        if not isinstance(obj, h5py.Dataset):
+            return
+        layout = obj.id.get_create_plist().get_layout()
+        if layout == h5py.h5d.CHUNKED:
+            for i in range(obj.id.get_num_chunks()):
+                info = obj.id.get_chunk_info(i)
+                spans.append((info.byte_offset, info.byte_offset + info.size, f"/{name} chunk {i}"))
+        elif layout == h5py.h5d.CONTIGUOUS and obj.id.get_offset() is not None:
+            spans.append((obj.id.get_offset(), obj.id.get_offset() + obj.id.get_storage_size(), f"/{name} data"))
+
+    with h5py.File(archive, "r") as f:
+        f.visititems(visit)
+    return lambda offset: next((what for lo, hi, what in spans if lo <= offset < hi), "HDF5 metadata")
+
+
+@pytest.mark.parametrize("arch, w", [("dense", 5), ("conv", 7)])
+def test_damage_is_detected_or_harmless(tmp_path: Path, arch: str, w: int) -> None:
+    # Every string is fixed-length, so there is no unchecked global heap to avoid:
+    # bytes are damaged anywhere. Each damaged copy must either fail with an
+    # ArchiveError or read back exactly the original (damage to unused bytes);
+    # never another exception, never silently different contents, never a hang.
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=w, arch=arch, seed=w))
+    data = path.read_bytes()
+    assert b"GCOL" not in data
+    damages = _damages(data, FUZZ_EXAMPLES, FUZZ_SEED)
+    outcomes = _read_damaged(path, damages, tmp_path)
+    assert sorted(outcomes) == list(range(len(damages)))
+    where = _region(path)
+    bad = [
+        f"offset {damages[i][0]} ({where(damages[i][0])}), bytes {damages[i][1][:16]}: {outcome}"
+        for i, outcome in sorted(outcomes.items())
+        if outcome.split()[0] not in ("same", "error")
+    ]
+    assert not bad, f"{len(bad)} of {len(damages)} damaged copies of {path.name}:\n" + "\n".join(bad[:40])
+    detected = sum(outcome.startswith("error") for outcome in outcomes.values())
+    assert detected > len(damages) // 2, f"only {detected} of {len(damages)} damaged copies were refused"
 
 
 # -- broken rules, each naming its HDF5 path ------------------------------------
@@ -263,10 +452,6 @@ def test_garbage_never_escapes_as_another_error(archive: Path, fraction: float) 
 def _replace(f: h5py.File, path: str, data, **kw) -> None:
     del f[path]
     f.create_dataset(path, data=data, **kw)
-
-
-def _str(value: str):
-    return np.array(value, dtype=h5py.string_dtype())
 
 
 TAMPERS = {
@@ -285,9 +470,9 @@ TAMPERS = {
     ),
     "weight_names": (
         "/decoder/layers/g_s_out",
-        lambda f: f["decoder/layers/g_s_out"].attrs.__setitem__("weight_names", ["bias", "kernel"]),
+        lambda f: f["decoder/layers/g_s_out"].attrs.__setitem__("weight_names", _fixed(["bias", "kernel"])),
     ),
-    "layer_names": ("/decoder", lambda f: f["decoder"].attrs.__setitem__("layer_names", ["g_s_dense"])),
+    "layer_names": ("/decoder", lambda f: f["decoder"].attrs.__setitem__("layer_names", _fixed(["g_s_dense"]))),
     "offsets count": ("/latents/offsets", lambda f: _replace(f, "latents/offsets", np.arange(5, dtype=np.int64) * 4)),
     "offsets decreasing": (
         "/latents/offsets",
@@ -298,11 +483,11 @@ TAMPERS = {
         "/latents/shapes",
         lambda f: _replace(f, "latents/shapes", np.tile(np.array([[1, 2, 2]], np.int32), (5, 1))),
     ),
-    "bad json": ("/decoder/architecture", lambda f: _replace(f, "decoder/architecture", _str("{not json"))),
+    "bad json": ("/decoder/architecture", lambda f: _replace(f, "decoder/architecture", _fixed("{not json"))),
     "unknown layer": (
         "/decoder/architecture",
         lambda f: _replace(
-            f, "decoder/architecture", _str(json.dumps({"type": "latentpack-decoder", "version": 1, "input_shape": [4],
+            f, "decoder/architecture", _fixed(json.dumps({"type": "latentpack-decoder", "version": 1, "input_shape": [4],
                                                          "output_mode": "L", "layers": [{"name": "x", "type": "Lambda"}]}))
         ),
     ),
@@ -315,7 +500,7 @@ TAMPERS = {
     "header z_bits": ("/header", lambda f: f["header"].attrs.__setitem__("z_bits", np.int64(64))),
     "header beats_raw": ("/header", lambda f: f["header"].attrs.__setitem__("beats_raw", np.bool_(True))),
     "group missing": ("/quality", lambda f: f.__delitem__("quality")),
-    "training not object": ("/training/config", lambda f: _replace(f, "training/config", _str("[1, 2]"))),
+    "training not object": ("/training/config", lambda f: _replace(f, "training/config", _fixed("[1, 2]"))),
     "soft link": (
         "/latents/values",
         lambda f: (f.move("latents/values", "elsewhere"), f["latents"].__setitem__("values", h5py.SoftLink("/elsewhere"))),

@@ -7,6 +7,12 @@ so the storage rules of docs/FORMAT.md hold everywhere::
          storage, filters gzip/shuffle/fletcher32 only -> dtype -> shape
          -> declared size <= MAX_EXPANSION * stored size + 1 MiB
 
+Attributes get the same treatment: their dtype and shape are checked before
+their value is read. Strings MUST be fixed-length (NUL-padded) UTF-8; a
+variable-length string is refused from its type alone, so the reader never
+reads HDF5's global heap (which has no checksum, and on which libhdf5 1.14
+can loop forever when it is damaged).
+
 Failures are `CorruptArchiveError` naming the HDF5 path; `reading` turns
 whatever h5py, numpy or the OS raise into one as well, and fills in the
 file name.
@@ -27,8 +33,11 @@ from latentpack.formats.schema import FORMAT_VERSION, SUPPORTED_VERSIONS
 __all__ = [
     "ALLOWED_FILTERS",
     "MAX_EXPANSION",
+    "MAX_ATTR_BYTES",
     "STR",
     "reading",
+    "string_type_problem",
+    "decode_utf8",
     "get_node",
     "get_attr",
     "attr_str",
@@ -46,8 +55,12 @@ ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "sh
 #: make the reader allocate more than about a thousand times the file's size.
 MAX_EXPANSION = 1100
 _SLACK = 1 << 20
-#: The dtype argument meaning "a UTF-8 (or ASCII) string, variable or fixed length".
+#: Largest attribute value read, in bytes (an object header holds about 64 KiB;
+#: an attribute in dense storage could declare far more).
+MAX_ATTR_BYTES = 1 << 16
+#: The dtype argument meaning "a fixed-length, NUL-padded UTF-8 (or ASCII) string".
 STR = "str"
+_NUL_PADDINGS = (h5py.h5t.STR_NULLPAD, h5py.h5t.STR_NULLTERM)
 _VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 
 
@@ -85,29 +98,71 @@ def get_node(root: h5py.Group, path: str, kind: type) -> Any:
     return node
 
 
-def get_attr(obj: Any, path: str, name: str) -> Any:
+def string_type_problem(dtype: np.dtype, tid: Any) -> str | None:
+    """Why an HDF5 type is not a fixed-length NUL-padded UTF-8 string, or None if it is.
+
+    Args:
+        dtype: The numpy dtype h5py maps the type to.
+        tid: The HDF5 type (``dataset.id.get_type()``, ``attr_id.get_type()``).
+    """
+    info = h5py.check_string_dtype(dtype)
+    if info is None or info.encoding not in ("utf-8", "ascii"):
+        return f"expected a fixed-length UTF-8 string, got dtype {dtype}"
+    if info.length is None:
+        return "variable-length strings are not allowed (format 1.0 stores fixed-length UTF-8 strings)"
+    if not isinstance(tid, h5py.h5t.TypeStringID) or tid.get_strpad() not in _NUL_PADDINGS:
+        return "expected a NUL-padded fixed-length string, got another padding"
+    return None
+
+
+def decode_utf8(raw: bytes, path: str, what: str) -> str:
+    """A fixed-length string's bytes as ``str``: trailing NULs stripped, UTF-8 checked."""
+    try:
+        return bytes(raw).rstrip(b"\x00").decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _fail(path, f"{what}: invalid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def _attr_id(obj: Any, path: str, name: str) -> Any:
+    """The attribute's HDF5 handle, its declared size checked; no value read."""
     if name not in obj.attrs:
         raise _fail(path, f"attribute {name} is missing")
+    aid = obj.attrs.get_id(name)
+    declared = aid.get_space().get_select_npoints() * aid.get_type().get_size()
+    if declared > MAX_ATTR_BYTES:
+        raise _fail(path, f"attribute {name}: declares {declared} bytes, more than {MAX_ATTR_BYTES}")
+    return aid
+
+
+def get_attr(obj: Any, path: str, name: str) -> Any:
+    """A scalar numeric (or bool) attribute, its type checked before it is read."""
+    aid = _attr_id(obj, path, name)
+    if aid.dtype.kind not in "biuf" or aid.shape != ():
+        raise _fail(path, f"attribute {name}: expected a scalar number, got dtype {aid.dtype} shape {aid.shape}")
     return obj.attrs[name]
 
 
+def _str_attr_id(obj: Any, path: str, name: str, ndim: int) -> Any:
+    aid = _attr_id(obj, path, name)
+    problem = string_type_problem(aid.dtype, aid.get_type())
+    if problem:
+        raise _fail(path, f"attribute {name}: {problem}")
+    if aid.shape is None or len(aid.shape) != ndim:
+        want = "a string" if ndim == 0 else "a list of strings"
+        raise _fail(path, f"attribute {name}: expected {want}, got shape {aid.shape}")
+    return aid
+
+
 def attr_str(obj: Any, path: str, name: str) -> str:
-    value = get_attr(obj, path, name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if not isinstance(value, str):
-        raise _fail(path, f"attribute {name}: expected a string, got {type(value).__name__}")
-    return value
+    """A scalar fixed-length UTF-8 string attribute."""
+    _str_attr_id(obj, path, name, 0)
+    return decode_utf8(obj.attrs[name], path, f"attribute {name}")
 
 
 def attr_strs(obj: Any, path: str, name: str) -> list[str]:
-    value = get_attr(obj, path, name)
-    if not isinstance(value, np.ndarray) or value.ndim != 1:
-        raise _fail(path, f"attribute {name}: expected a list of strings, got {type(value).__name__}")
-    out = [v.decode("utf-8") if isinstance(v, bytes) else v for v in value.tolist()]
-    if not all(isinstance(v, str) for v in out):
-        raise _fail(path, f"attribute {name}: expected a list of strings")
-    return out
+    """A one-dimensional fixed-length UTF-8 string array attribute."""
+    _str_attr_id(obj, path, name, 1)
+    return [decode_utf8(v, path, f"attribute {name} entry {i}") for i, v in enumerate(obj.attrs[name].tolist())]
 
 
 def parse_version(value: str, path: str) -> tuple[int, int]:
@@ -157,9 +212,9 @@ def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5
             label = name.decode("ascii", "replace") if isinstance(name, bytes) else name
             raise _fail(path, f"filter {label!r} (id {code}) is not allowed; only gzip, shuffle and fletcher32")
     if dtype == STR:
-        info = h5py.check_string_dtype(ds.dtype)
-        if info is None or info.encoding not in ("utf-8", "ascii"):
-            raise _fail(path, f"expected dtype UTF-8 string, got {ds.dtype}")
+        problem = string_type_problem(ds.dtype, ds.id.get_type())
+        if problem:
+            raise _fail(path, problem)
     else:
         want = np.dtype(dtype)
         if ds.dtype.kind != want.kind or ds.dtype.itemsize != want.itemsize:
@@ -176,9 +231,17 @@ def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5
     return ds
 
 
-def read_data(ds: h5py.Dataset, dtype: Any) -> Any:
-    """Numeric data as a native-order array of `dtype`; `STR` data as ``str`` or ``list[str]``."""
+def read_data(ds: h5py.Dataset, dtype: Any, path: str) -> Any:
+    """Numeric data as a native-order array of `dtype`; `STR` data as ``str`` or ``list[str]``.
+
+    Args:
+        ds: A dataset that passed `checked_dataset` with the same `dtype`.
+        dtype: A numpy dtype or `STR`.
+        path: The dataset's HDF5 path, for errors.
+    """
     if dtype == STR:
-        data = ds.asstr()[()]
-        return data if isinstance(data, str) else list(data.tolist())
+        data = ds[()]
+        if isinstance(data, bytes):
+            return decode_utf8(data, path, "value")
+        return [decode_utf8(v, path, f"entry {i}") for i, v in enumerate(data.tolist())]
     return np.asarray(ds[()], dtype=dtype)

@@ -4,8 +4,9 @@ Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
 
     HDF5 signature -> root encoding-type -> encoding-version (dispatch)
       -> every group: hard link, encoding-type, encoding-version
-      -> every dataset: hard link, no external/virtual storage, allowed
-         filters, dtype, shape, declared size      (no data read yet)
+      -> every dataset, no data read yet: hard link, no external/virtual
+         storage, allowed filters, dtype (strings: fixed-length UTF-8),
+         shape, declared size
       -> header attributes, decoder description, latent offsets and shapes
          (small; checked against each other and the decoder)
 
@@ -13,7 +14,8 @@ The bulk data (weights, latent values, the image table, PSNRs, the training
 record) is read and checked the first time a property asks for it, and kept.
 Every failure is an `ArchiveError` naming the file and the HDF5 path; h5py,
 numpy and OS errors met while reading (truncation, checksum mismatch) become
-`CorruptArchiveError`. Nothing in a file is ever executed.
+`CorruptArchiveError`. Nothing in a file is ever executed, and nothing is
+read from HDF5's global heap (variable-length strings are refused by type).
 """
 from __future__ import annotations
 
@@ -64,9 +66,6 @@ from latentpack.formats.validate import (
 __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 
 _GROUPS = ("header", "decoder", "latents", "images", "quality", "training")
-#: Bytes of a global-heap object's header: each variable-length string costs
-#: this plus its UTF-8 length rounded up to 8.
-_HEAP_OBJECT = 16
 
 
 def _fail(path: str | None, reason: str) -> CorruptArchiveError:
@@ -126,7 +125,7 @@ class Archive:
 
     def _read(self, path: str, dtype: Any) -> Any:
         with self._at(path):
-            return read_data(self._ds[path], dtype)
+            return read_data(self._ds[path], dtype, path)
 
     def _cached(self, key: str, load: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -145,10 +144,17 @@ class Archive:
                 raise NotAnArchiveError("not a latentpack archive (not an HDF5 file)")
             self._file = h5py.File(self.path, "r")
             root = self._file
-            magic = root.attrs.get("encoding-type")
-            if not isinstance(magic, (str, bytes)) or magic not in (ENCODING_TYPE, ENCODING_TYPE.encode()):
+            # attr_str checks type, shape and size before it reads a value, so a
+            # variable-length string (bytes in the unchecked global heap) is never read
+            try:
+                magic = attr_str(root, "/", "encoding-type")
+            except CorruptArchiveError:
+                magic = None
+            if magic != ENCODING_TYPE:
                 raise NotAnArchiveError(
-                    f"not a latentpack archive (root attribute encoding-type is not {ENCODING_TYPE!r})", hdf5_path="/"
+                    f"not a latentpack archive (root attribute encoding-type is not the fixed-length string "
+                    f"{ENCODING_TYPE!r})",
+                    hdf5_path="/",
                 )
             self.format_version = attr_str(root, "/", "encoding-version")
             major, _ = parse_version(self.format_version, "/")
@@ -351,29 +357,22 @@ class Archive:
     def storage_breakdown(self) -> dict[str, int]:
         """Bytes the archive spends on each part.
 
-        Dataset bytes as stored (after compression), plus, for string
-        datasets, an estimate of their global-heap objects (16 bytes each
-        plus the UTF-8 bytes rounded up to 8). ``overhead`` is the rest:
-        HDF5 structure, attributes, heap slack and the training record.
+        Each part is the bytes its datasets occupy in the file (after
+        compression, checksums included); ``overhead`` is the rest: HDF5
+        structure (superblock, object headers, B-trees) and attributes.
 
         Returns:
-            ``{"decoder", "latents", "images", "quality", "overhead", "file"}``
-            in bytes.
+            ``{"decoder", "latents", "images", "quality", "training",
+            "overhead", "file"}`` in bytes; all but ``file`` add up to ``file``.
         """
 
         def load() -> dict[str, int]:
-            parts = {"decoder": 0, "latents": 0, "images": 0, "quality": 0}
+            parts = dict.fromkeys(_GROUPS[1:], 0)
             for path, ds in self._ds.items():
                 part = path.split("/")[1]
-                if part not in parts:
-                    continue
-                with self._at(path):
-                    size = int(ds.id.get_storage_size())
-                    if h5py.check_string_dtype(ds.dtype) is not None:
-                        data = ds[()]
-                        strings = [data] if isinstance(data, bytes) else data.tolist()
-                        size += sum(_HEAP_OBJECT + -(-len(s) // 8) * 8 for s in strings)
-                parts[part] += size
+                if part in parts:
+                    with self._at(path):
+                        parts[part] += int(ds.id.get_storage_size())
             total = os.path.getsize(self.path)
             parts["overhead"] = total - sum(parts.values())
             parts["file"] = total

@@ -44,6 +44,9 @@ __all__ = ["write_archive", "to_json"]
 LIBVER = ("v110", "v110")
 #: Latent values are written (and `progress` called) this many images at a time.
 PROGRESS_IMAGES = 4096
+#: A JSON scalar up to this many bytes is stored compact, inside its object
+#: header, which HDF5 1.10 checksums (HDF5 caps compact data just under 64 KiB).
+COMPACT_MAX = 60 * 1024
 #: Numeric datasets: chunked with a Fletcher-32 checksum so damage is detected on read.
 _CHECKED: dict[str, Any] = {"fletcher32": True}
 #: Per-image metadata: also shuffled and deflated.
@@ -167,8 +170,20 @@ def _attr(obj: h5py.HLObject, name: str, value: str | list[str]) -> None:
 
 
 def _text(group: h5py.Group, name: str, value: str) -> None:
-    data, _ = _fixed([value])
-    group.create_dataset(name, data=data.reshape(()))
+    """A scalar string dataset, compact when it fits so that a checksum covers it.
+
+    A scalar cannot be chunked, so it cannot carry Fletcher-32; h5py's
+    ``create_dataset`` would make it contiguous and unchecked, hence the
+    low-level calls.
+    """
+    data, dtype = _fixed([value])
+    tid = h5py.h5t.py_create(dtype, logical=True)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)  # as h5py does: no timestamps, same bytes for the same contents
+    if data.nbytes <= COMPACT_MAX:
+        dcpl.set_layout(h5py.h5d.COMPACT)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, h5py.h5s.create(h5py.h5s.SCALAR), dcpl=dcpl)
+    dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data.reshape(()), mtype=tid)
 
 
 def _tag(group: h5py.Group, encoding_type: str) -> None:
