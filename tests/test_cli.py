@@ -165,7 +165,7 @@ def test_newer_version_is_refused(easy, tmp_path: Path) -> None:
     copy = tmp_path / "newer.lpk"
     copy.write_bytes(easy[1].read_bytes())
     with h5py.File(copy, "r+") as f:
-        f.attrs["encoding-version"] = "9.0"
+        f.attrs["encoding-version"] = np.bytes_("9.0")  # fixed-length, as FORMAT.md requires
     for command in ("inspect", "list"):
         result = invoke(command, copy)
         assert result.exit_code == 1 and "upgrade" in result.output, result.output
