@@ -37,6 +37,7 @@ __all__ = [
     "DecoderSpec",
     "SpecError",
     "validate_architecture",
+    "layer_shapes",
 ]
 
 ARCHITECTURE_TYPE = "latentpack-decoder"
@@ -306,3 +307,22 @@ def validate_architecture(arch: Any, *, image_output: bool = True) -> DecoderSpe
             "layers", f"the last layer must output (height, width, {OUTPUT_MODES[mode]}) for mode {mode}, got {list(shape)}"
         )
     return DecoderSpec(input_shape, shape, mode, tuple(layers))
+
+
+def layer_shapes(spec: DecoderSpec, input_shape: Shape) -> list[Shape]:
+    """The output shape of every layer for one concrete input (``null`` dimensions filled in).
+
+    Args:
+        spec: A validated description.
+        input_shape: The input, with the rank and known dimensions of
+            ``spec.input_shape``.
+
+    Raises:
+        SpecError: the input does not fit the description.
+    """
+    shape: Shape = tuple(input_shape)
+    shapes = []
+    for i, layer in enumerate(spec.layers):
+        shape = _layer(i, {"name": layer.name, "type": layer.type, "config": layer.config}, shape).output_shape
+        shapes.append(shape)
+    return shapes

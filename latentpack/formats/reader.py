@@ -55,6 +55,7 @@ from latentpack.formats.validate import (
     MAX_IMAGES,
     check_architecture,
     check_header,
+    check_image_fits_decoder,
     check_image_shapes,
     check_image_table,
     check_latent_index,
@@ -303,6 +304,7 @@ class Archive:
             w = self._header.w
             with self._at("/images"):
                 check_image_shapes(table.shapes, w)
+                check_image_fits_decoder(self._spec, self._latent_shapes, table.shapes, self._header.x_bits)
                 check_image_table(
                     table.names, table.modes, table.formats, table.sha256,
                     table.palette_index, table.palettes, table.file_bytes, w,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from latentpack.formats.decoder_spec import DecoderSpec, SpecError, validate_architecture
+from latentpack.formats.decoder_spec import DecoderSpec, SpecError, layer_shapes, validate_architecture
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.schema import ArchiveContents, DecoderWeights, Header, compute_header
 
@@ -33,6 +33,8 @@ __all__ = [
     "check_latent_values",
     "check_image_shapes",
     "check_image_table",
+    "check_image_fits_decoder",
+    "decoder_input",
     "check_psnr",
     "check_header",
     "check_contents",
@@ -155,6 +157,44 @@ def check_image_shapes(shapes: np.ndarray, w: int) -> None:
         )
 
 
+def decoder_input(spec: DecoderSpec, latent_shape: Sequence[int]) -> tuple[int, ...]:
+    """A stored ``(a, b, c)`` latent shape as the decoder's input shape (leading 1s dropped)."""
+    return tuple(int(d) for d in latent_shape)[3 - len(spec.input_shape):]
+
+
+def check_image_fits_decoder(spec: DecoderSpec, latent_shapes: np.ndarray, image_shapes: np.ndarray, x_bits: int) -> None:
+    """Every image fits the decoder's output for its latent, and ``x_bits`` is the images' raw size.
+
+    A decoder output smaller than its image cannot be cropped to it; and
+    ``x_bits`` (the ``x`` of the formula) must be ``sum(height*width*channels*8)``
+    of ``/images/shapes``, so a forged header cannot claim pixels the table
+    does not hold.
+    """
+    w = len(image_shapes)
+    want_x = int(np.sum(image_shapes.astype(np.int64).prod(axis=1))) * 8 if w else 0
+    if want_x != x_bits:
+        raise _fail("/header", f"attribute x_bits: expected {want_x} (from /images/shapes), got {x_bits}")
+    if not w:
+        return
+    unique, inverse = np.unique(latent_shapes, axis=0, return_inverse=True)
+    outputs = []
+    for row in unique:
+        try:
+            out = layer_shapes(spec, decoder_input(spec, row))[-1]
+        except SpecError as err:
+            raise _fail("/latents/shapes", f"latent shape {row.tolist()} does not fit the decoder: {err}") from None
+        outputs.append(out[:2])
+    out_hw = np.array(outputs, dtype=np.int64)[np.asarray(inverse).reshape(-1)]
+    too_big = np.any(image_shapes[:, :2].astype(np.int64) > out_hw, axis=1)
+    if np.any(too_big):
+        i = int(np.argmax(too_big))
+        raise _fail(
+            "/images/shapes",
+            f"row {i}: image {int(image_shapes[i, 0])}x{int(image_shapes[i, 1])} is larger than the decoder's output "
+            f"{int(out_hw[i, 0])}x{int(out_hw[i, 1])} for its latent shape {latent_shapes[i].tolist()}",
+        )
+
+
 def _check_name(i: int, name: Any) -> None:
     if not isinstance(name, str) or not name:
         raise _fail("/images/names", f"entry {i}: must be a non-empty string, got {name!r}")
@@ -258,6 +298,7 @@ def check_contents(contents: ArchiveContents) -> DecoderSpec:
     check_latent_values(lat.values, len(lat.values))
     check_image_shapes(img.shapes, w)
     check_image_table(img.names, img.modes, img.formats, img.sha256, img.palette_index, img.palettes, img.file_bytes, w)
+    check_image_fits_decoder(spec, lat.shapes, img.shapes, contents.header.x_bits)
     check_psnr(contents.quality.psnr, w)
     check_header(contents.header, w=w, latent_counts=lat.counts, decoder_scalars=spec.num_scalars)
     return spec
