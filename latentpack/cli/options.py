@@ -28,6 +28,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's user-facing errors into ``Error: ...`` and exit 1."""
     from latentpack.folder import BadImagesError
     from latentpack.formats.errors import ArchiveError
+    from latentpack.formats.writer import disk_full_errno
     from latentpack.safenames import UnsafeNameError
 
     @functools.wraps(func)
@@ -40,6 +41,12 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KeyError as exc:
             raise click.ClickException(str(exc.args[0]) if exc.args else "not found") from None
         except OSError as exc:
+            if disk_full_errno(exc) is not None:
+                where = f" writing {exc.filename}" if exc.filename else ""
+                raise click.ClickException(
+                    f"no space left on the device{where} ({exc.strerror or exc}); "
+                    "the files this command had started were removed, free some space and retry"
+                ) from None
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
     return wrapper

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -37,11 +38,13 @@ from latentpack.formats.schema import (
 )
 from latentpack.formats.validate import check_contents
 
-__all__ = ["write_archive", "to_json"]
+__all__ = ["write_archive", "to_json", "disk_full_errno", "stale_temp_files", "TEMP_PREFIX", "TEMP_INFIX"]
 
 #: HDF5 file-format features of HDF5 1.10 (compact chunk indexes and object
 #: headers: about 15 KiB of structure instead of about 45 KiB); HDF5 >= 1.10 reads it.
 LIBVER = ("v110", "v110")
+#: A write goes to ``TEMP_PREFIX + NAME + TEMP_INFIX + random`` beside its target (hidden).
+TEMP_PREFIX, TEMP_INFIX = ".", ".tmp-"
 #: Latent values are written (and `progress` called) this many images at a time.
 PROGRESS_IMAGES = 4096
 #: A JSON scalar up to this many bytes is stored compact, inside its object
@@ -288,7 +291,8 @@ def write_archive(
         FileExistsError: `path` exists and `force` is False.
         IsADirectoryError: `path` is a directory.
         CorruptArchiveError: the written file failed its read-back check.
-        OSError: the file could not be written.
+        OSError: the file could not be written; a full disk or quota is
+            ``OSError(ENOSPC/EDQUOT/EFBIG, ..., path)`` (see `disk_full_errno`).
     """
     path = Path(path)
     if progress is not None and not callable(progress):
@@ -302,12 +306,21 @@ def write_archive(
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     if path.exists() and not force:
         raise FileExistsError(errno.EEXIST, "archive exists (use force to replace it)", str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}{TEMP_INFIX}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with h5py.File(tmp, "w", libver=LIBVER) as f:
-            _write(f, stored, progress)
+        try:
+            # No chunk cache: a failed write (disk full) is raised by the call
+            # that made it. With the cache, h5py 3 meets it while freeing the
+            # dataset, swallows it, and the next call can crash the process.
+            with h5py.File(tmp, "w", libver=LIBVER, rdcc_nbytes=0) as f:
+                _write(f, stored, progress)
+        except Exception as err:
+            code = disk_full_errno(err)
+            if code is None:
+                raise
+            raise OSError(code, f"{os.strerror(code)} while writing the archive", str(path)) from err
         _read_back(tmp, path)
         os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as fh:
@@ -318,6 +331,36 @@ def write_archive(
             tmp.unlink()
         raise
     return path
+
+
+def disk_full_errno(err: BaseException) -> int | None:
+    """``ENOSPC``, ``EDQUOT`` or ``EFBIG`` when `err` says the disk (or quota) is full, else None.
+
+    libhdf5 reports a failed write as an ``OSError`` or ``RuntimeError``
+    whose message holds ``errno = N``; plain OS errors carry ``errno``.
+    """
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if isinstance(err, OSError) and err.errno in codes:
+        return err.errno
+    match = re.search(r"errno = (\d+)", str(err))
+    if match and int(match.group(1)) in codes:
+        return int(match.group(1))
+    return None
+
+
+def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Hidden temporary files that an interrupted `write_archive` to `path` left behind.
+
+    A write killed outright (SIGKILL, power loss) cannot remove its
+    ``.NAME.tmp-XXXXXXXX``; the archive at `path` is then either the previous
+    one or absent, never partial. These files are not removed automatically:
+    another writer may be using one right now.
+    """
+    path = Path(path)
+    prefix = f"{TEMP_PREFIX}{path.name}{TEMP_INFIX}"
+    with contextlib.suppress(OSError):
+        return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix))
+    return []
 
 
 def _read_back(tmp: Path, path: Path) -> None:
