@@ -11,21 +11,43 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-__all__ = ["UnsafeNameError", "check_name", "safe_target", "MAX_NAME_BYTES"]
+__all__ = ["UnsafeNameError", "check_name", "safe_target", "display_name", "MAX_NAME_BYTES"]
 
 MAX_NAME_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What `display_name` escapes: C0 and C1 controls, DEL, lone surrogates (undecodable bytes).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def display_name(name: str) -> str:
+    """A file name safe to print on a terminal and to encode as UTF-8.
+
+    Control characters become ``\\xNN`` escapes, and the surrogate escapes
+    that `os.fsdecode` makes of bytes that are not UTF-8 become ``\\xNN`` of
+    the original byte, so a hostile name cannot drive the terminal and an
+    undecodable one cannot crash the printing.
+    """
+
+    def escape(m: re.Match) -> str:
+        code = ord(m.group())
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape of the byte code - 0xDC00
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
+
+    return _UNPRINTABLE.sub(escape, name)
 
 
 class UnsafeNameError(ValueError):
     """A stored name would write outside the output folder, or cannot be a file name."""
 
-    def __init__(self, name: str, reason: str):
-        super().__init__(f"refusing to extract {name!r}: {reason}")
+    def __init__(self, name: str, reason: str, where: str | None = None):
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}refusing to extract {name!r}: {reason}")
         self.name = name
         self.reason = reason
+        self.where = where
 
 
 def check_name(name: str) -> PurePosixPath:
@@ -68,20 +90,29 @@ def check_name(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def safe_target(outdir: Path, name: str) -> Path:
+def safe_target(outdir: Path, name: str, where: str | None = None) -> Path:
     """The path where ``name`` is extracted under ``outdir``, checked.
+
+    Args:
+        outdir: The output folder (it need not exist yet).
+        name: The stored name.
+        where: Where the name comes from, for the message
+            (``"a.lpk: /images/names entry 3"``).
 
     Raises:
         UnsafeNameError: the name breaks a rule of `check_name`, or resolves
             outside ``outdir`` (through a symlink already there), or the
             target is itself a symlink.
     """
-    rel = check_name(name)
+    try:
+        rel = check_name(name)
+    except UnsafeNameError as err:
+        raise UnsafeNameError(name, err.reason, where) from None
     root = Path(os.path.realpath(outdir))
     target = root.joinpath(*rel.parts)
     parent = Path(os.path.realpath(target.parent))
     if parent != root and root not in parent.parents:
-        raise UnsafeNameError(name, "resolves outside the output folder")
+        raise UnsafeNameError(name, "resolves outside the output folder", where)
     if target.is_symlink():
-        raise UnsafeNameError(name, "the target is a symlink")
+        raise UnsafeNameError(name, "the target is a symlink", where)
     return target

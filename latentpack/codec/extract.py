@@ -3,25 +3,27 @@
     archive -> check every target name -> decode a batch -> write each image
             (temp file + rename) -> next batch
 
-Nothing is written until every requested name has been checked (inside the
-output folder, no clash, no existing file unless ``force``). A failed
-extraction removes the files it created. Never imports TensorFlow.
+Nothing is written, not even OUTDIR created, until every requested name has
+been checked (inside the output folder, no clash, no existing file unless
+``force``). A failed extraction (a full disk included) removes the files and
+folders it created. Never imports TensorFlow.
 """
 from __future__ import annotations
 
 import io
 import os
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
-from latentpack.formats import read_archive
+from latentpack.codec.reconstruct import check_decodable, iter_reconstructions, load_decoder
+from latentpack.formats import ArchiveError, read_archive, validate_architecture
 from latentpack.progress import ProgressFactory, null_progress
-from latentpack.safenames import safe_target
+from latentpack.safenames import UnsafeNameError, display_name, safe_target
 
 __all__ = ["ExtractResult", "extract_archive", "select_images", "encode_image"]
 
@@ -71,9 +73,11 @@ def _write_atomic(target: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk names no file
+            raise OSError(err.errno, err.strerror or str(err), str(target)) from err
         raise
 
 
@@ -97,36 +101,28 @@ def extract_archive(
     Raises:
         ArchiveError: the archive is not valid.
         KeyError: a requested name is not in the archive.
-        UnsafeNameError: a stored name would write outside ``outdir``.
+        UnsafeNameError: a stored name would write outside ``outdir``, or two
+            names would write the same file.
         FileExistsError: a target exists and ``force`` is False.
     """
     contents = read_archive(archive)
     table = contents.images
     indices = select_images(table.names, names)
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    targets: dict[int, Path] = {}
-    seen: dict[str, str] = {}
-    existing = []
-    for i in indices:
-        target = safe_target(outdir, table.names[i])
-        key = str(target).casefold()
-        if key in seen:
-            raise FileExistsError(f"{table.names[i]!r} and {seen[key]!r} map to the same output file")
-        seen[key] = table.names[i]
-        if target.exists() or target.is_symlink():
-            if target.is_dir() or target.is_symlink() or not force:
-                existing.append(table.names[i])
-        targets[i] = target
-    if existing:
-        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-        raise FileExistsError(f"{len(existing)} file(s) exist in {outdir} (use --force to overwrite): {shown}")
+    targets = _check_targets(archive, outdir, table.names, indices, force)
+    try:
+        check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, table.names, indices)
+    except ArchiveError as err:
+        err.file = archive
+        raise
 
     decoder = load_decoder(contents.decoder)
+    made_outdirs = [p for p in [outdir, *outdir.parents] if not p.exists()]
     created: list[Path] = []
     made_dirs: list[Path] = []
     written: list[Path] = []
     try:
+        outdir.mkdir(parents=True, exist_ok=True)
         with (progress or null_progress)("Extracting", len(indices)) as bar:
             for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):
                 target = targets[i]
@@ -142,10 +138,50 @@ def extract_archive(
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)
-        for d in reversed(made_dirs):
+        for d in reversed(made_outdirs[::-1] + made_dirs):
             try:
                 d.rmdir()
             except OSError:
                 pass
         raise
     return ExtractResult(paths=written)
+
+
+def _check_targets(
+    archive: str | os.PathLike, outdir: Path, names: Sequence[str], indices: Sequence[int], force: bool
+) -> dict[int, Path]:
+    """The checked target of every image to extract, before anything is written.
+
+    Raises:
+        UnsafeNameError: a name breaks a rule of `safe_target`, two names map
+            to the same file (case or Unicode normalisation only differing,
+            for case-insensitive disks), or one name is a folder of another.
+        FileExistsError: targets exist and ``force`` is False.
+    """
+    targets: dict[int, Path] = {}
+    seen: dict[str, str] = {}
+    existing = []
+    for i in indices:
+        where = f"{os.fspath(archive)}: /images/names entry {i}"
+        target = safe_target(outdir, names[i], where=where)
+        key = unicodedata.normalize("NFC", str(target)).casefold()
+        if key in seen:
+            raise UnsafeNameError(names[i], f"maps to the same output file as {seen[key]!r}", where)
+        seen[key] = names[i]
+        if target.exists() or target.is_symlink():
+            if target.is_dir() or target.is_symlink() or not force:
+                existing.append(display_name(names[i]))
+        targets[i] = target
+    folders = {k for key in seen for k in _parents(key)}
+    for key, name in seen.items():
+        if key in folders:
+            raise UnsafeNameError(name, "is both a file and the folder of another name", f"{os.fspath(archive)}: /images/names")
+    if existing:
+        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise FileExistsError(f"{len(existing)} file(s) exist in {outdir} (use --force to overwrite): {shown}")
+    return targets
+
+
+def _parents(key: str) -> list[str]:
+    parts = key.split(os.sep)
+    return [os.sep.join(parts[:n]) for n in range(1, len(parts))]

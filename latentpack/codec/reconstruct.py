@@ -14,14 +14,30 @@ import numpy as np
 from PIL import Image
 
 from latentpack.codec.numpy_decoder import NumpyDecoder
-from latentpack.formats.decoder_spec import validate_architecture
+from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
+from latentpack.formats.errors import ArchiveError
+from latentpack.formats.validate import decoder_input
 from latentpack.formats.schema import DecoderWeights, ImageTable, Latents
 from latentpack.images import from_working
 
-__all__ = ["load_decoder", "to_uint8", "iter_reconstructions", "MAX_BATCH_PIXELS"]
+__all__ = [
+    "load_decoder",
+    "to_uint8",
+    "iter_reconstructions",
+    "decode_costs",
+    "check_decodable",
+    "MAX_BATCH_PIXELS",
+    "MAX_BATCH_SCALARS",
+    "MAX_DECODE_SCALARS",
+]
 
 #: Bound on the output pixels decoded at once (keeps memory flat).
 MAX_BATCH_PIXELS = 1 << 22
+#: Bound on the scalars of the largest decoder tensor of one batch.
+MAX_BATCH_SCALARS = 1 << 26
+#: Largest decoder tensor one image may need (1 GiB of float32): an archive
+#: asking for more is refused before anything is decoded or written.
+MAX_DECODE_SCALARS = 1 << 28
 
 
 def load_decoder(decoder: DecoderWeights) -> NumpyDecoder:
@@ -35,19 +51,59 @@ def to_uint8(x_hat: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8)
 
 
-def _batches(latents: Latents, images: ImageTable, indices: Sequence[int]) -> Iterator[list[int]]:
+def decode_costs(spec: DecoderSpec, latent_shapes: np.ndarray) -> np.ndarray:
+    """Scalars in the largest tensor the decoder makes for each latent shape, (w,) int64.
+
+    Raises:
+        SpecError: a latent shape does not fit the decoder.
+    """
+    cache: dict[tuple[int, ...], int] = {}
+    out = np.zeros(len(latent_shapes), dtype=np.int64)
+    for i, row in enumerate(latent_shapes):
+        key = tuple(int(d) for d in row)
+        if key not in cache:
+            shapes = [decoder_input(spec, key)] + layer_shapes(spec, decoder_input(spec, key))
+            cache[key] = max(int(np.prod(np.array(s, dtype=np.int64))) for s in shapes)
+        out[i] = cache[key]
+    return out
+
+
+def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequence[str], indices: Sequence[int]) -> np.ndarray:
+    """Refuse, before any work, an image whose decoding would need a tensor over `MAX_DECODE_SCALARS`.
+
+    Returns:
+        `decode_costs` of all images.
+
+    Raises:
+        ArchiveError: naming the image and ``/latents/shapes``.
+    """
+    costs = decode_costs(spec, latent_shapes)
+    for i in indices:
+        if costs[i] > MAX_DECODE_SCALARS:
+            raise ArchiveError(
+                f"row {i} ({names[i]!r}): decoding needs a tensor of {int(costs[i]):,} float32 values, "
+                f"more than this reader's limit of {MAX_DECODE_SCALARS:,}",
+                hdf5_path="/latents/shapes",
+            )
+    return costs
+
+
+def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], costs: np.ndarray) -> Iterator[list[int]]:
     batch: list[int] = []
     pixels = 0
+    scalars = 0
     shape = None
     for i in indices:
         s = tuple(int(v) for v in latents.shapes[i])
         h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
-        if batch and (s != shape or pixels + h * w > MAX_BATCH_PIXELS):
+        cost = int(costs[i])
+        if batch and (s != shape or pixels + h * w > MAX_BATCH_PIXELS or scalars + cost > MAX_BATCH_SCALARS):
             yield batch
-            batch, pixels = [], 0
+            batch, pixels, scalars = [], 0, 0
         batch.append(int(i))
         shape = s
         pixels += h * w
+        scalars += cost
     if batch:
         yield batch
 
@@ -73,7 +129,8 @@ def iter_reconstructions(
     if indices is None:
         indices = range(len(images))
     mode = decoder.spec.output_mode
-    for batch in _batches(latents, images, indices):
+    costs = decode_costs(decoder.spec, latents.shapes)
+    for batch in _batches(latents, images, indices, costs):
         z = np.stack([latents.get(i) for i in batch])
         x_hat = decoder(z)
         for k, i in enumerate(batch):
