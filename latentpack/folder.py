@@ -20,8 +20,9 @@ import numpy as np
 
 from latentpack.progress import ProgressFactory, null_progress
 from latentpack.images import ImageReadError, OpenedImage, open_image, to_working
+from latentpack.safenames import UnsafeNameError, check_name, display_name
 
-__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder"]
+__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive"]
 
 
 
@@ -30,8 +31,11 @@ class BadImagesError(ValueError):
 
     def __init__(self, bad: Sequence[tuple[str, str]]):
         self.bad = list(bad)
-        lines = "\n".join(f"  {name}: {reason}" for name, reason in self.bad)
-        super().__init__(f"{len(self.bad)} file(s) in the folder cannot be used as images:\n{lines}")
+        lines = "\n".join(f"  {display_name(name)}: {reason}" for name, reason in self.bad)
+        super().__init__(
+            f"{len(self.bad)} file(s) in the folder cannot be used as images "
+            f"(fix or remove them, or use --skip-bad to leave them out):\n{lines}"
+        )
 
 
 @dataclass
@@ -53,17 +57,21 @@ class FolderImage:
 def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
     """List the files under ``folder`` as (relative POSIX name, path), sorted.
 
-    Hidden files and folders (names starting with ``.``) are skipped, symlinked
-    folders are not followed, and the paths in ``exclude`` are left out.
+    Hidden files and folders (names starting with ``.``) are skipped and the
+    paths in ``exclude`` are left out. Symlinked folders are not followed, and
+    folders that cannot be listed are not skipped: both are listed like
+    files, so that reading them reports them as bad.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     skip = {os.path.realpath(p) for p in exclude}
     found = []
-    for root, dirs, files in os.walk(folder):
+    unlisted: list[OSError] = []
+    for root, dirs, files in os.walk(folder, onerror=unlisted.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
+        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in files + linked:  # a symlinked folder is listed (and refused), not followed
             if name.startswith("."):
                 continue
             path = Path(root) / name
@@ -71,6 +79,12 @@ def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, P
                 continue
             rel = path.relative_to(folder).as_posix()
             found.append((unicodedata.normalize("NFC", rel), path))
+    for err in unlisted:  # a folder that cannot be listed is reported, not silently skipped
+        path = Path(err.filename)
+        if path != folder:
+            found.append((unicodedata.normalize("NFC", path.relative_to(folder).as_posix()), path))
+        else:
+            raise err
     found.sort(key=lambda item: item[0])
     return found
 
@@ -85,6 +99,8 @@ class ImageFolder:
         offsets: (w+1,) int64 offsets of each image in ``pixels``.
         pixels: Flat uint8 memmap of the working pixels of all images.
         folder_bytes: Total size of the files on disk.
+        skipped: (display name, reason) of the bad files left out with
+            ``skip_bad``.
     """
 
     images: list[FolderImage]
@@ -92,6 +108,7 @@ class ImageFolder:
     offsets: np.ndarray
     pixels: np.ndarray
     folder_bytes: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     _tmpdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -130,18 +147,48 @@ def _working_mode(opened: Iterator[OpenedImage] | Sequence[str]) -> str:
     return ("RGB" if color else "L") + ("A" if alpha else "")
 
 
+def _name_problem(name: str) -> str | None:
+    """Why a file's relative name cannot be stored (extraction would refuse it), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 (rename it)"
+    try:
+        check_name(name)
+    except UnsafeNameError as err:
+        return f"the file name would not extract safely on every system: {err.reason}"
+    return None
+
+
+def is_latentpack_archive(path: Path) -> bool:
+    """Whether `path` is an HDF5 file tagged as a latentpack archive (an earlier output, not an input)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                return False
+        from latentpack.formats import open_archive  # h5py: only for HDF5 files met in a folder
+
+        with open_archive(path):
+            return True
+    except Exception:  # not ours, or damaged: then it is a bad input like any other
+        return False
+
+
 def read_folder(
     folder: Path,
     *,
     exclude: Sequence[Path] = (),
     progress: ProgressFactory | None = None,
     staging_dir: Path | None = None,
+    skip_bad: bool = False,
 ) -> ImageFolder:
     """Open every image under ``folder`` and stage its working pixels.
 
     Two passes: the first opens and checks every file (so every bad file is
     reported at once, before any work); the second stages the pixels of the
     good ones, widened to the common working mode, in a memory-mapped file.
+    latentpack archives met in the folder (earlier outputs) are not inputs
+    and are left out silently.
 
     Args:
         folder: The input folder.
@@ -150,10 +197,13 @@ def read_folder(
             manager with ``update(n)``.
         staging_dir: Where the temporary staging file goes (default: the
             system's temporary folder).
+        skip_bad: Leave bad files out (listed in ``ImageFolder.skipped``)
+            instead of raising `BadImagesError`.
 
     Raises:
         NotADirectoryError: ``folder`` is not a folder.
-        BadImagesError: listing every file that cannot be used.
+        BadImagesError: listing every file that cannot be used (also with
+            ``skip_bad`` when no file can be used).
         ValueError: the folder holds no images.
     """
     files = scan_folder(folder, exclude)
@@ -161,27 +211,44 @@ def read_folder(
         raise ValueError(f"{folder} holds no images")
     progress = progress or null_progress
     metas: list[FolderImage] = []
+    paths: list[Path] = []
     bad: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     with progress("Checking images", len(files)) as bar:
         for name, path in files:
             key = name.casefold()
             try:
+                problem = _name_problem(name)
+                if problem:
+                    raise ImageReadError(problem)
                 if key in seen:
-                    raise ImageReadError(f"differs only by letter case from {seen[key]} (extraction could clash)")
-                seen[key] = name
+                    raise ImageReadError(
+                        f"differs from {display_name(seen[key])} only by letter case or Unicode form "
+                        "(extraction could clash)"
+                    )
+                if path.is_symlink() and path.is_dir():
+                    raise ImageReadError("is a folder reached through a symlink (symlinked folders are not followed)")
+                if path.is_dir():  # os.walk could not list it: say why
+                    with os.scandir(path):
+                        pass
+                    raise ImageReadError("is a folder that could not be listed")
                 im = open_image(path)
+                seen[key] = name
                 metas.append(
                     FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
                                 im.natural_mode, im.palette, im.sha256, path.stat().st_size)
                 )
+                paths.append(path)
             except ImageReadError as exc:
-                bad.append((name, str(exc)))
+                if not is_latentpack_archive(path):
+                    bad.append((name, str(exc)))
             except OSError as exc:
                 bad.append((name, f"cannot be read: {exc.strerror or exc}"))
             bar.update(1)
-    if bad:
+    if bad and (not skip_bad or not metas):
         raise BadImagesError(bad)
+    if not metas:
+        raise ValueError(f"{folder} holds no images (only latentpack archives)")
 
     mode = _working_mode(m.natural_mode for m in metas)
     c = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
@@ -191,11 +258,11 @@ def read_folder(
     pixels = np.lib.format.open_memmap(
         os.path.join(tmpdir.name, "pixels.npy"), mode="w+", dtype=np.uint8, shape=(max(int(offsets[-1]), 1),)
     )
-    by_name = dict(files)
     with progress("Reading images", len(metas)) as bar:
-        for i, meta in enumerate(metas):
-            im = open_image(by_name[meta.name])
+        for i, path in enumerate(paths):
+            im = open_image(path)
             pixels[offsets[i] : offsets[i + 1]] = to_working(im.natural, im.natural_mode, mode).reshape(-1)
             bar.update(1)
     pixels.flush()
-    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), tmpdir)
+    skipped = [(display_name(name), reason) for name, reason in bad]
+    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)

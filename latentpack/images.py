@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -132,11 +132,13 @@ def open_image(path: Path) -> OpenedImage:
     """Open, fully decode and normalise one image file.
 
     Pillow's decompression-bomb check stays on (its warning is an error) and
-    truncated files are refused.
+    truncated files are refused (never ``ImageFile.LOAD_TRUNCATED_IMAGES``).
 
     Raises:
         ImageReadError: with the reason (not an image, truncated, unsupported mode, ...).
     """
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES  # another library may have set it; never for our reads
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -154,6 +156,8 @@ def open_image(path: Path) -> OpenedImage:
         raise ImageReadError(f"too many pixels (decompression bomb limit): {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(f"cannot be decoded: {exc}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     if img.width < 1 or img.height < 1:
         raise ImageReadError("has no pixels")
     if img.mode not in _OUTPUT_MODES and img.mode not in _NATURAL_OF:

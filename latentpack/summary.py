@@ -15,7 +15,7 @@ import numpy as np
 
 from latentpack.formats import open_archive
 
-__all__ = ["archive_summary", "image_rows"]
+__all__ = ["archive_summary", "image_rows", "skipped_files"]
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -29,6 +29,7 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
         ArchiveError: the file is not a valid archive.
     """
     with open_archive(path) as ar:
+        ar.validate()  # inspect vouches for the whole archive, weights and latents included
         h = ar.header
         q = ar.quality
         breakdown = ar.storage_breakdown()
@@ -73,7 +74,26 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
                 "exact_images": int(np.sum(np.isinf(q.psnr))),
             },
             "training": {k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed") if k in training},
+            "skipped": _skipped(training),
         }
+
+
+def _skipped(training: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``skipped`` list of the training record, as {"name", "reason"} strings (FORMAT.md: MAY)."""
+    items = training.get("skipped")
+    if not isinstance(items, list):
+        return []
+    return [
+        {"name": str(item.get("name", "")), "reason": str(item.get("reason", ""))}
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def skipped_files(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The files left out at compress time (``compress --skip-bad``), with their reasons."""
+    with open_archive(path) as ar:
+        return _skipped(ar.training)
 
 
 def image_rows(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pathlib
 import click
 
 import latentpack
+from latentpack.safenames import display_name
 from latentpack.cli.options import (
     archive_argument,
     emit_json,
@@ -63,16 +64,24 @@ def cli() -> None:
               help="dense: one latent vector per equal-sized image; conv: a latent grid, any sizes.")
 @click.option("--filters", type=click.IntRange(min=1), default=None, help="Decoder width. Default: from the size budget.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same folder and seed give the same archive contents.")
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
 @force_option
 @json_option
 @user_errors
-def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, force, as_json) -> None:
+def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, skip_bad, force, as_json) -> None:
     """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
     from latentpack.codec.compress import compress_folder
+    from latentpack.formats.writer import stale_temp_files
 
+    stale = stale_temp_files(archive)
+    if stale:
+        click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
+                   f"(safe to delete once no other latentpack is writing it): "
+                   + ", ".join(display_name(p.name) for p in stale), err=True)
     result = compress_folder(
         folder, archive, latent_dims=latent_dims, epochs=epochs, batch_size=batch_size, arch=arch,
-        filters=filters, seed=seed, force=force, progress=progress_factory,
+        filters=filters, seed=seed, force=force, skip_bad=skip_bad, progress=progress_factory,
     )
     _print_summary(result.path, as_json)
 
@@ -107,17 +116,22 @@ def inspect(archive, as_json) -> None:
 @user_errors
 def list_(archive, as_json) -> None:
     """List the images in ARCHIVE: name, size, mode and PSNR."""
-    from latentpack.summary import image_rows
+    from latentpack.summary import image_rows, skipped_files
 
     rows = image_rows(archive)
+    skipped = skipped_files(archive)
+    if skipped:
+        click.echo(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
+                   + "; ".join(f"{display_name(s['name'])} ({s['reason']})" for s in skipped), err=True)
     if as_json:
         emit_json(rows)
         return
-    width = max([len(r["name"]) for r in rows] + [4])
+    names = [display_name(r["name"]) for r in rows]  # a stored name may hold terminal escapes
+    width = max([len(n) for n in names] + [4])
     click.echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}")
-    for r in rows:
+    for name, r in zip(names, rows):
         size = f"{r['width']}x{r['height']}"
-        click.echo(f"{r['name']:<{width}}  {size:>11}  {r['mode']:<5} {r['format']:<6} {_db(r['psnr']):>10}")
+        click.echo(f"{name:<{width}}  {size:>11}  {r['mode']:<5} {r['format']:<6} {_db(r['psnr']):>10}")
 
 
 def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
@@ -161,8 +175,12 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
     lines += [
         f"ratio to raw       {_x(b['ratio_to_raw'])}  (raw {_bytes(b['raw'])} / file)",
         f"ratio to folder    {_x(b['ratio_to_folder'])}  (folder {_bytes(b['folder'])} on disk / file)",
-        f"quality            mean PSNR {_db(q['mean_psnr'])}, worst {_db(q['min_psnr'])} ({q['worst_image']})",
+        f"quality            mean PSNR {_db(q['mean_psnr'])}, worst {_db(q['min_psnr'])} "
+        f"({display_name(q['worst_image'] or '')})",
     ]
+    skipped = s["skipped"]
+    lines.append(f"skipped files      {len(skipped)}" + (" (left out with --skip-bad):" if skipped else ""))
+    lines += [f"  {display_name(item['name'])}: {item['reason']}" for item in skipped]
     t = s["training"]
     if t:
         lines.append("model              " + ", ".join(f"{k}={v}" for k, v in t.items()))

@@ -92,6 +92,19 @@ def _measure_quality(folder: ImageFolder, contents_decoder, latents: Latents, ta
     return out
 
 
+def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
+    """``--force`` replaces an earlier archive, never a file of the folder being read."""
+    if not archive.exists():
+        return
+    root, target = os.path.realpath(folder), os.path.realpath(archive)
+    if os.path.commonpath([root, target]) != root:
+        return
+    from latentpack.folder import is_latentpack_archive
+
+    if not is_latentpack_archive(Path(target)):
+        raise ValueError(f"refusing to write the archive over {archive}: it is a file of the input folder, not an archive")
+
+
 def compress_folder(
     folder: str | os.PathLike,
     archive: str | os.PathLike,
@@ -103,6 +116,7 @@ def compress_folder(
     filters: int | None = None,
     seed: int = 0,
     force: bool = False,
+    skip_bad: bool = False,
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -117,7 +131,11 @@ def compress_folder(
         filters: Decoder width; None picks from the size budget.
         seed: Random seed (same folder and seed give the same archive
             contents on the same machine).
-        force: Replace an existing archive.
+        force: Replace an existing archive (never an input image: an
+            existing file inside ``folder`` must be a latentpack archive).
+        skip_bad: Leave out the files that cannot be used instead of
+            failing; their names and reasons go into the archive's training
+            record (``skipped``).
         progress: Optional ``progress(label, total)`` factory.
 
     Returns:
@@ -126,7 +144,8 @@ def compress_folder(
     Raises:
         FileExistsError: ``archive`` exists and ``force`` is False.
         BadImagesError: some files cannot be used (all are listed).
-        ValueError: an argument is out of range, or the folder is empty.
+        ValueError: an argument is out of range, the folder is empty, or
+            ``archive`` is an input file.
     """
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {list(ARCHS)}, got {arch!r}")
@@ -139,11 +158,12 @@ def compress_folder(
         raise FileExistsError(f"{archive} exists (use --force to replace it)")
     if archive.is_dir():
         raise IsADirectoryError(f"{archive} is a folder")
+    _refuse_replacing_an_input(folder, archive)
     progress = progress or null_progress
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    staged = read_folder(folder, exclude=[archive], progress=progress)
+    staged = read_folder(folder, exclude=[archive], progress=progress, skip_bad=skip_bad)
     timings["read"] = time.perf_counter() - t
     try:
         design = design_codec(
@@ -181,6 +201,8 @@ def compress_folder(
             "timings": timings,
             "platform": platform.platform(),
         }
+        if staged.skipped:
+            training["skipped"] = [{"name": name, "reason": reason} for name, reason in staged.skipped]
         contents = ArchiveContents(
             header=header, decoder=trained.decoder, latents=latents, images=table, quality=quality,
             training=training, writer=f"latentpack {latentpack.__version__}",
