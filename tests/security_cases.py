@@ -560,8 +560,10 @@ def kill_compress(kills: int, root: Path, seed: int = 0) -> KillReport:
     """SIGKILL ``python -m latentpack compress --force`` at random moments, `kills` times.
 
     A full run is timed first; kill delays are spread evenly (stratified,
-    with random jitter) over 0 to 1.1 times that, so early kills (start-up,
-    training) and late ones (writing, renaming) are both tried.
+    with random jitter) over that time, so early kills (start-up, training)
+    and late ones (writing, renaming) are both tried. A run that finishes
+    before its kill is checked too, shortens the estimate, and is retried,
+    until `kills` runs were killed (at most ``2 * kills`` runs).
     """
     report = KillReport()
     folder, out = root / "images", root / "out"
@@ -577,26 +579,31 @@ def kill_compress(kills: int, root: Path, seed: int = 0) -> KillReport:
     report.full_run_s = time.monotonic() - start
     previous = target.read_bytes()
     rng = random.Random(seed)
-    for k in range(kills):
-        delay = report.full_run_s * 1.1 * (k + rng.random()) / kills
+    estimate = report.full_run_s
+    k = 0
+    while report.tried < kills and k < 2 * kills:
+        delay = estimate * (report.tried + rng.random()) / kills
         proc = subprocess.Popen(args + ["--seed", str(k)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.monotonic()
         try:
             proc.wait(timeout=delay)
-            report.finished += 1  # it was quicker than the delay: a normal run, checked all the same
+            report.finished += 1  # quicker than the delay: a normal run, checked all the same
+            estimate = min(estimate, time.monotonic() - start)  # and the next delays shrink to fit
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             report.tried += 1
+        k += 1
         if not target.exists():
             report.absent += 1  # cannot happen here: a previous archive always exists
-            report.corrupt.append(f"kill {k} after {delay:.2f}s: the previous archive vanished")
+            report.corrupt.append(f"run {k} (delay {delay:.2f}s): the previous archive vanished")
         elif target.read_bytes() == previous:
             report.previous += 1
         elif _complete(target):
             report.replaced += 1
             previous = target.read_bytes()
         else:
-            report.corrupt.append(f"kill {k} after {delay:.2f}s: {target} is not a complete archive")
+            report.corrupt.append(f"run {k} (delay {delay:.2f}s): {target} is not a complete archive")
         for p in out.iterdir():
             if p != target and not (p.name.startswith(f".{target.name}.tmp-")):
                 report.stray.append(p.name)
