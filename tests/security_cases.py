@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import marshal
-import base64
 import os
 import pickle
 import random
@@ -42,7 +40,7 @@ sys.path.insert(0, str(HERE))
 from archive_factory import make_contents  # noqa: E402
 
 from latentpack.codec.extract import extract_archive  # noqa: E402
-from latentpack.formats import ArchiveError, CorruptArchiveError, compute_header, open_archive, write_archive  # noqa: E402
+from latentpack.formats import ArchiveError, CorruptArchiveError, open_archive, write_archive  # noqa: E402
 from latentpack.safenames import UnsafeNameError  # noqa: E402
 
 __all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport"]
@@ -183,7 +181,7 @@ class Crafted:
 
 _KERAS_LAMBDA = {
     "class_name": "Lambda",
-    "config": {"name": "evil", "function": ["PLACEHOLDER", None, None], "function_type": "lambda", "arguments": {}},
+    "config": {"name": "evil", "function": ["<base64 of marshalled code>", None, None], "function_type": "lambda", "arguments": {}},
 }
 
 CRAFTED: dict[str, Crafted] = {

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import errno
-import io
 import json
 import marshal
 import os
 import pickle
-import resource
 import signal
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from security_cases import CRAFTED, craft, fuzz_archives, kill_compress, listing
 
 from latentpack.cli import cli  # noqa: E402
 from latentpack.codec import extract as extract_module  # noqa: E402
-from latentpack.formats import ArchiveError, open_archive, write_archive  # noqa: E402
+from latentpack.formats import open_archive, write_archive  # noqa: E402
 from latentpack.formats import writer as writer_module  # noqa: E402
 from latentpack.images import ImageReadError, open_image  # noqa: E402
 
