@@ -1,5 +1,8 @@
 """What ``inspect`` and ``list`` report, computed from an archive (no TensorFlow).
 
+Format 1.1 archives also report the bits actually stored (coded latents,
+lossless residuals) next to the seed's float32 accounting.
+
 `archive_summary` gives the size breakdown a user came for: both sides of
 z + w*y*32 < x and the verdict, the real bytes of each part of the file, the
 ratios to the raw size and to the folder's size on disk, and the quality
@@ -38,9 +41,24 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
         pixels = int(np.sum(images.shapes[:, 0].astype(np.int64) * images.shapes[:, 1]))
         worst = int(np.argmin(q.psnr)) if len(q.psnr) else None
         file_bytes = breakdown["file"]
+        stored = None
+        if h.stored_bits is not None:
+            stored = {
+                "latent_coding": ar.latent_coding,
+                "latent_bits": h.stored_latent_bits,
+                "latent_bits_per_image": h.stored_latent_bits / h.w if h.w else 0.0,
+                "residual_bits": h.residual_bits,
+                "total_bits": h.stored_bits,
+                "beats_raw": bool(h.beats_raw_stored),
+                "factor": _ratio(h.x_bits, h.stored_bits),
+                "bits_per_pixel": _ratio(h.stored_bits, pixels),
+            }
+        lossless = ar.is_lossless
         return {
             "archive": os.fspath(path),
             "format_version": ar.format_version,
+            "mode": "lossless" if lossless else "lossy",
+            "stored": stored,
             "writer": ar.writer,
             "created": ar.created,
             "formula": {
@@ -72,8 +90,10 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
                 "min_psnr": q.min_psnr,
                 "worst_image": images.names[worst] if worst is not None else None,
                 "exact_images": int(np.sum(np.isinf(q.psnr))),
+                "prediction_mean_psnr": training.get("prediction_mean_psnr"),
             },
-            "training": {k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed") if k in training},
+            "training": {k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed",
+                                                      "codes", "latent_step") if k in training},
             "skipped": _skipped(training),
         }
 

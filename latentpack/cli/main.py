@@ -1,4 +1,4 @@
-"""The ``latentpack`` command line: compress, extract, inspect, list.
+"""The ``latentpack`` command line: compress, extract, inspect, list, verify.
 
 Commands parse their arguments, call the library and print; nothing else.
 Data goes to stdout, progress and status to stderr. Exit codes: 0 success,
@@ -63,13 +63,23 @@ def cli() -> None:
 @click.option("--arch", type=click.Choice(["auto", "dense", "conv"]), default="auto", show_default=True,
               help="dense: one latent vector per equal-sized image; conv: a latent grid, any sizes.")
 @click.option("--filters", type=click.IntRange(min=1), default=None, help="Decoder width. Default: from the size budget.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same folder and seed give the same archive contents.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Same folder and seed give the same archive contents.")
+@click.option("--lossless", is_flag=True,
+              help="Also store the pixels the decoder misses: extract returns every image bit-exact.")
+@click.option("--codes", type=click.Choice(["encoder", "index"]), default="encoder", show_default=True,
+              help="index: image i's code is generated from i and not stored; only a decoder is trained.")
+@click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Quantisation step of the latents. Default: chosen (lossy: within 0.1 dB; lossless: fewest bits).")
+@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default="4", show_default=True,
+              help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
 @force_option
 @json_option
 @user_errors
-def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, skip_bad, force, as_json) -> None:
+def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, lossless, codes, latent_step,
+             digest_bytes, skip_bad, force, as_json) -> None:
     """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
     from latentpack.codec.compress import compress_folder
     from latentpack.formats.writer import stale_temp_files
@@ -81,7 +91,8 @@ def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, se
                    + ", ".join(display_name(p.name) for p in stale), err=True)
     result = compress_folder(
         folder, archive, latent_dims=latent_dims, epochs=epochs, batch_size=batch_size, arch=arch,
-        filters=filters, seed=seed, force=force, skip_bad=skip_bad, progress=progress_factory,
+        filters=filters, seed=seed, force=force, lossless=lossless, codes=codes, latent_step=latent_step,
+        digest_bytes=int(digest_bytes), skip_bad=skip_bad, progress=progress_factory,
     )
     _print_summary(result.path, as_json)
 
@@ -108,6 +119,31 @@ def extract(archive, names, outdir, force) -> None:
 def inspect(archive, as_json) -> None:
     """Show how ARCHIVE's size breaks down and whether it beats the raw images."""
     _print_summary(archive, as_json)
+
+
+@cli.command()
+@archive_argument
+@click.argument("folder", required=False, type=click.Path(path_type=pathlib.Path, file_okay=False, exists=True))
+@json_option
+@user_errors
+def verify(archive, folder, as_json) -> None:
+    """Decode every image of ARCHIVE and check it.
+
+    Lossless archives: every image's sha256 must match the stored one. With
+    FOLDER, each image is also compared with the file of the same name there
+    (lossless: the same pixels; lossy: its PSNR is reported). Exits 1 on any
+    mismatch or missing file.
+    """
+    from latentpack.verify import verify_archive
+
+    report = verify_archive(archive, folder, progress=progress_factory)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        raise click.ClickException(report.failure_summary())
 
 
 @cli.command(name="list")
@@ -150,6 +186,7 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
     )
     lines = [
         f"archive            {s['archive']}  (format {s['format_version']}, {s['writer']})",
+        f"mode               {s['mode']}",
         f"images (w)         {f['w']:,}",
         f"latents/image (y)  {y}",
         f"raw pixels (x)     {f['x_bits']:>16,} bits  {_bytes(f['x_bits'] / 8)}",
@@ -158,6 +195,16 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
         f"z + w*y*32         {f['lhs_bits']:>16,} bits  {_bytes(f['lhs_bits'] / 8)}",
         f"beats raw          {verdict}",
     ]
+    st = s["stored"]
+    if st is not None:
+        lines += [
+            f"stored (as coded)  {st['latent_coding']}",
+            f"  latents stored   {st['latent_bits']:>16,} bits  {_bytes(st['latent_bits'] / 8)}"
+            f"  ({st['latent_bits_per_image']:.1f} bits/image)",
+            f"  residuals        {st['residual_bits']:>16,} bits  {_bytes(st['residual_bits'] / 8)}",
+            f"  z + stored       {st['total_bits']:>16,} bits  {_bytes(st['total_bits'] / 8)}"
+            f"  ({st['bits_per_pixel']:.3f} bits/pixel, raw / stored = {_x(st['factor'])})",
+        ]
     if f["decoder_dominates"]:
         lines.append(
             f"note               the decoder dominates: {f['decoder_share']:.0%} of z + w*y*32 "
@@ -178,6 +225,8 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
         f"quality            mean PSNR {_db(q['mean_psnr'])}, worst {_db(q['min_psnr'])} "
         f"({display_name(q['worst_image'] or '')})",
     ]
+    if q.get("prediction_mean_psnr") is not None and s["mode"] != "lossy":
+        lines.append(f"prediction         mean PSNR {_db(q['prediction_mean_psnr'])} (what the residuals correct)")
     skipped = s["skipped"]
     lines.append(f"skipped files      {len(skipped)}" + (" (left out with --skip-bad):" if skipped else ""))
     lines += [f"  {display_name(item['name'])}: {item['reason']}" for item in skipped]

@@ -2,36 +2,61 @@
 
     folder -> read & check every file -> stage working pixels (memmap)
            -> design (arch, y, capacity) -> train g_a, g_s (Keras)
-           -> encode y per image -> decode with numpy, measure PSNR
-           -> header (z + w*y*32 < x) -> write archive (temp file, rename)
+              (--codes index: train g_s alone on codes generated from i)
+           -> encode y per image -> quantise (step) -> range-code q
+           -> lossy: decode with numpy, measure PSNR
+              lossless: fixed-point prediction -> code the pixels -> decode, check
+           -> header (z + w*y*32 < x, and the bits stored) -> write archive
 
 This is the only path that imports TensorFlow (through
 `latentpack.codec.train`, imported lazily).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 import latentpack
-from latentpack.codec.design import ARCHS, design_codec
-from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
-from latentpack.folder import ImageFolder, read_folder
+from latentpack.codec.design import ARCHS, CodecDesign, design_codec
+from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
+from latentpack.codec.latent_coding import dequantize, encode_latents, quantize_latents
+from latentpack.codec.lossless import check_all_digests, encode_residuals, fixed_point_decoder, iter_exact, predict
+from latentpack.codec.reconstruct import iter_reconstructions, load_decoder, to_uint8
+from latentpack.codec.residual import ContextParams, count_table
+from latentpack.folder import ImageFolder, read_folder, scan_folder
 from latentpack.formats import write_archive
-from latentpack.formats.schema import ArchiveContents, ImageTable, Latents, Quality, compute_header
+from latentpack.formats.schema import (
+    ArchiveContents,
+    ImageTable,
+    IndexCodes,
+    Latents,
+    LosslessResiduals,
+    Quality,
+    compute_header,
+)
+from latentpack.formats.validate import DIGEST_BYTES
 from latentpack.images import natural_pixels
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
 
-__all__ = ["CompressResult", "compress_folder", "DEFAULT_BATCH_SIZE"]
+__all__ = ["CompressResult", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES", "DEFAULT_DIGEST_BYTES"]
 
 DEFAULT_BATCH_SIZE = 128
+#: Where latents come from: an encoder, or a rule applied to the image's index.
+CODES = ("encoder", "index")
+#: Stored bytes of each image's sha256 (the full digests are covered by /images/sha256_all).
+DEFAULT_DIGEST_BYTES = 4
+#: Images used to choose the latent step.
+STEP_SAMPLE = 256
+#: Lossy: the coarsest step whose PSNR stays within this of unquantised latents.
+STEP_PSNR_LOSS = 0.1
 
 
 @dataclass
@@ -43,7 +68,7 @@ class CompressResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _image_table(folder: ImageFolder) -> ImageTable:
+def _image_table(folder: ImageFolder, digest_bytes: int = 32) -> ImageTable:
     palettes = [im.palette for im in folder.images if im.palette is not None]
     index = np.full(len(folder), -1, dtype=np.int32)
     k = 0
@@ -56,7 +81,9 @@ def _image_table(folder: ImageFolder) -> ImageTable:
         shapes=np.array([(im.height, im.width, im.channels) for im in folder.images], dtype=np.int32).reshape(-1, 3),
         modes=[im.mode for im in folder.images],
         formats=[im.format for im in folder.images],
-        sha256=np.frombuffer(b"".join(im.sha256 for im in folder.images), dtype=np.uint8).reshape(-1, 32).copy(),
+        sha256=np.frombuffer(b"".join(im.sha256 for im in folder.images), dtype=np.uint8).reshape(-1, 32)[:, :digest_bytes].copy(),
+        sha256_all=(None if digest_bytes == 32 else
+                    np.frombuffer(hashlib.sha256(b"".join(im.sha256 for im in folder.images)).digest(), np.uint8).copy()),
         palette_index=index,
         palettes=np.stack(palettes).astype(np.uint8) if palettes else np.zeros((0, 256, 4), np.uint8),
         file_bytes=np.array([im.file_bytes for im in folder.images], dtype=np.int64),
@@ -105,6 +132,58 @@ def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
         raise ValueError(f"refusing to write the archive over {archive}: it is a file of the input folder, not an archive")
 
 
+def _working_psnr(decoder, values: np.ndarray, staged: ImageFolder, sample: Sequence[int], dims: tuple) -> float:
+    """Mean PSNR of working pixels over a sample of equal-sized images, float decoder."""
+    h, w = staged.images[sample[0]].height, staged.images[sample[0]].width
+    x_hat = to_uint8(decoder(values.reshape((len(sample),) + dims)))[:, :h, :w, :]
+    return float(np.mean([psnr(staged.working(i), x_hat[k]) for k, i in enumerate(sample)]))
+
+
+def _choose_step(staged: ImageFolder, design: CodecDesign, decoder_weights, values: np.ndarray, offsets: np.ndarray,
+                 shapes: np.ndarray, lossless: bool) -> float:
+    """A latent quantisation step: lossy, the coarsest within `STEP_PSNR_LOSS` dB of float latents;
+    lossless, the one with the fewest estimated bits (latents plus coded pixels)."""
+    std = float(np.std(values)) if values.size else 1.0
+    std = std if std > 0 else 1.0
+    candidates = [std * 2.0**-k for k in range(0, 7)]
+    w = len(staged)
+    rng = np.random.default_rng(0)
+    # equal latent shapes and image sizes only: the sample is one batch
+    first = tuple(int(v) for v in shapes[0])
+    size0 = (staged.images[0].height, staged.images[0].width)
+    same = [i for i in range(w) if tuple(int(v) for v in shapes[i]) == first
+            and (staged.images[i].height, staged.images[i].width) == size0]
+    sample = sorted(rng.permutation(same)[:STEP_SAMPLE].tolist())
+    sample_values = np.concatenate([values[offsets[i] : offsets[i + 1]] for i in sample])
+    if not lossless:
+        decoder = load_decoder(decoder_weights)
+        reference = _working_psnr(decoder, sample_values, staged, sample, first)
+        for step in reversed(candidates):  # coarsest first
+            got = _working_psnr(decoder, dequantize(quantize_latents(sample_values, step), step), staged, sample, first)
+            if got >= reference - STEP_PSNR_LOSS:
+                return step
+        return candidates[-1]
+    best, best_bits = candidates[-1], np.inf
+    images = [np.asarray(staged.working(i)) for i in sample]
+    params = ContextParams(16, 4)
+    for step in candidates:
+        q = quantize_latents(values, step)
+        latent_bits = encode_latents(q, offsets, shapes, step).stored_bits / w
+        fp = fixed_point_decoder(decoder_weights, step)
+        sub_offsets = np.arange(len(sample) + 1, dtype=np.int64) * int(np.prod(first))
+        sizes = np.array([[staged.images[i].height, staged.images[i].width, 1] for i in sample])
+        preds_by = predict(fp, quantize_latents(sample_values, step), sub_offsets, np.array([first] * len(sample)),
+                           sizes, range(len(sample)))
+        preds = [preds_by[k] for k in range(len(sample))]
+        counts = count_table(images, preds, params).astype(np.float64)
+        rows = counts.sum(axis=1, keepdims=True)
+        nz = counts > 0
+        pixel_bits = -(counts[nz] * np.log2(counts[nz] / np.broadcast_to(rows, counts.shape)[nz])).sum() / len(sample)
+        if latent_bits + pixel_bits < best_bits:
+            best, best_bits = step, latent_bits + pixel_bits
+    return best
+
+
 def compress_folder(
     folder: str | os.PathLike,
     archive: str | os.PathLike,
@@ -117,6 +196,10 @@ def compress_folder(
     seed: int = 0,
     force: bool = False,
     skip_bad: bool = False,
+    lossless: bool = False,
+    codes: str = "encoder",
+    latent_step: float | None = None,
+    digest_bytes: int = DEFAULT_DIGEST_BYTES,
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -136,6 +219,13 @@ def compress_folder(
         skip_bad: Leave out the files that cannot be used instead of
             failing; their names and reasons go into the archive's training
             record (``skipped``).
+        lossless: Also store what makes every image decode bit-exact.
+        codes: ``encoder`` (train an encoder, store coded latents) or
+            ``index`` (image i's code is generated from i and not stored;
+            equal-sized images only).
+        latent_step: Quantisation step of the latents; None chooses.
+        digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32;
+            below 32 a digest of all full digests is kept too).
         progress: Optional ``progress(label, total)`` factory.
 
     Returns:
@@ -153,6 +243,12 @@ def compress_folder(
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
     if epochs is not None and epochs < 1:
         raise ValueError(f"`epochs` must be >= 1, got {epochs}")
+    if codes not in CODES:
+        raise ValueError(f"`codes` must be one of {list(CODES)}, got {codes!r}")
+    if latent_step is not None and not (latent_step > 0 and np.isfinite(latent_step)):
+        raise ValueError(f"`latent_step` must be a positive number, got {latent_step}")
+    if digest_bytes not in DIGEST_BYTES:
+        raise ValueError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {digest_bytes}")
     folder, archive = Path(folder), Path(archive)
     if archive.exists() and not force:
         raise FileExistsError(f"{archive} exists (use --force to replace it)")
@@ -173,20 +269,81 @@ def compress_folder(
         from latentpack.codec import train  # TensorFlow loads here, and only here.
 
         epochs = epochs or train.default_epochs(staged, design, batch_size)
+        w = len(staged)
         t = time.perf_counter()
-        trained = train.train_autoencoder(staged, design, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress)
-        timings["train"] = time.perf_counter() - t
+        if codes == "index":
+            if design.arch != "dense":
+                raise ValueError("`codes` index needs images of one size (the dense architecture)")
+            shapes = np.tile(np.array([[1, 1, design.latent_dims]], dtype=np.int32), (w, 1))
+            offsets = (np.arange(w + 1, dtype=np.int64) * design.latent_dims)
+            step = latent_step or DEFAULT_STEP
+            q = index_codes(np.arange(int(offsets[-1])), seed)
+            values = dequantize(q, step)
+            trained = train.train_decoder(staged, design, values.reshape(w, 1, 1, -1), epochs=epochs,
+                                          batch_size=batch_size, seed=seed, progress=progress)
+            timings["train"] = time.perf_counter() - t
+            latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes,
+                              index_codes=IndexCodes(seed=seed, step=float(step)))
+            stored_latent_bits = 0
+        else:
+            trained = train.train_autoencoder(staged, design, epochs=epochs, batch_size=batch_size, seed=seed,
+                                              progress=progress)
+            timings["train"] = time.perf_counter() - t
+            t = time.perf_counter()
+            raw, offsets, shapes = train.encode_folder(trained.encoder, staged, design, progress=progress)
+            timings["encode"] = time.perf_counter() - t
+            t = time.perf_counter()
+            step = latent_step or _choose_step(staged, design, trained.decoder, raw, offsets, shapes, lossless)
+            q = quantize_latents(raw, step)
+            values = dequantize(q, step)
+            quantized = encode_latents(q, offsets, shapes, step)
+            timings["code_latents"] = time.perf_counter() - t
+            latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes, quantized=quantized)
+            stored_latent_bits = quantized.stored_bits
+        table = _image_table(staged, digest_bytes)
+        float_latents = Latents(values=values, offsets=offsets, shapes=shapes)
         t = time.perf_counter()
-        values, offsets, shapes = train.encode_folder(trained.encoder, staged, design, progress=progress)
-        timings["encode"] = time.perf_counter() - t
-        latents = Latents(values=values, offsets=offsets, shapes=shapes)
-        table = _image_table(staged)
-        t = time.perf_counter()
-        quality = Quality(psnr=_measure_quality(staged, trained.decoder, latents, table, progress))
+        residuals: LosslessResiduals | None = None
+        # rounded to 1/64 dB: exact binary fractions, so the stored column deflates well
+        measured = np.round(_measure_quality(staged, trained.decoder, float_latents, table, progress) * 64) / 64
+        prediction_psnr = Quality(psnr=measured).mean_psnr
         timings["measure"] = time.perf_counter() - t
+        if lossless:
+            fp = fixed_point_decoder(trained.decoder, step)
+            names = dict(scan_folder(folder, [archive]))
+
+            def open_original(i: int):
+                from PIL import Image
+
+                with Image.open(names[table.names[i]]) as img:  # as open_image does
+                    img.load()
+                    if getattr(img, "n_frames", 1) > 1:
+                        img.seek(0)
+                    img = img.copy()
+                if img.mode in ("PA", "La", "RGBa"):
+                    img = img.convert("LA" if img.mode == "La" else "RGBA")
+                return img
+
+            t = time.perf_counter()
+            residuals = encode_residuals(staged.working, staged.working_mode, table, fp, q, offsets, shapes,
+                                         open_original, progress)
+            timings["code_pixels"] = time.perf_counter() - t
+            t = time.perf_counter()
+            digests = []
+            with progress("Checking", w) as bar:  # decode everything once: never write a wrong archive
+                for _, _, _, digest, _ in iter_exact(residuals, fp, q, offsets, shapes, table, staged.working_mode):
+                    digests.append(digest)
+                    bar.update(1)
+            check_all_digests(table.sha256_all, digests)
+            timings["check"] = time.perf_counter() - t
+            quality = Quality(psnr=np.full(w, np.inf))
+        else:
+            quality = Quality(psnr=measured)
         header = compute_header(
-            w=len(staged), latent_counts=latents.counts, x_bits=staged.x_bits,
+            w=w, latent_counts=latents.counts, x_bits=staged.x_bits,
             decoder_scalars=trained.decoder.num_scalars, folder_bytes=staged.folder_bytes,
+            stored_latent_bits=stored_latent_bits,
+            residual_bits=residuals.stored_bits if residuals is not None else None,
         )
         training: dict[str, Any] = {
             "arch": design.arch,
@@ -198,6 +355,10 @@ def compress_folder(
             "batch_size": batch_size,
             "seed": seed,
             "loss": trained.loss,
+            "codes": codes,
+            "lossless": lossless,
+            "latent_step": float(step),
+            "prediction_mean_psnr": prediction_psnr,
             "timings": timings,
             "platform": platform.platform(),
         }
@@ -205,7 +366,7 @@ def compress_folder(
             training["skipped"] = [{"name": name, "reason": reason} for name, reason in staged.skipped]
         contents = ArchiveContents(
             header=header, decoder=trained.decoder, latents=latents, images=table, quality=quality,
-            training=training, writer=f"latentpack {latentpack.__version__}",
+            training=training, writer=f"latentpack {latentpack.__version__}", lossless=residuals,
         )
         t = time.perf_counter()
         write_archive(archive, contents, force=force)

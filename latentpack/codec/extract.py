@@ -7,6 +7,12 @@ Nothing is written, not even OUTDIR created, until every requested name has
 been checked (inside the output folder, no clash, no existing file unless
 ``force``). A failed extraction (a full disk included) removes the files and
 folders it created. Never imports TensorFlow.
+
+Lossless archives decode exactly (`latentpack.codec.lossless`): every image's
+pixels are checked against its stored sha256 before it is written, the file
+bytes are decoded again and checked (a format that cannot hold the pixels
+exactly, such as JPEG, is written as PNG data instead), and when every image
+is extracted the digest of all full digests is checked too.
 """
 from __future__ import annotations
 
@@ -20,12 +26,16 @@ from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.reconstruct import check_decodable, iter_reconstructions, load_decoder
-from latentpack.formats import ArchiveError, read_archive, validate_architecture
+from typing import Iterator
+
+from latentpack.codec.lossless import DigestMismatchError, check_all_digests, fixed_point_decoder, iter_exact
+from latentpack.codec.reconstruct import check_decodable, iter_reconstructions, load_decoder, resolve_latents
+from latentpack.formats import ArchiveContents, ArchiveError, read_archive, validate_architecture
+from latentpack.images import ImageReadError, open_image
 from latentpack.progress import ProgressFactory, null_progress
 from latentpack.safenames import UnsafeNameError, display_name, safe_target
 
-__all__ = ["ExtractResult", "extract_archive", "select_images", "encode_image"]
+__all__ = ["ExtractResult", "extract_archive", "select_images", "encode_image", "encode_exact", "iter_images"]
 
 #: Formats written back as themselves; anything else is written as PNG.
 _WRITABLE = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
@@ -54,17 +64,61 @@ def select_images(names: Sequence[str], wanted: Sequence[str] | None) -> list[in
     return sorted({where[n] for n in wanted})
 
 
-def encode_image(image: Image.Image, fmt: str) -> bytes:
+def encode_image(image: Image.Image, fmt: str, *, lossless: bool = False) -> bytes:
     """The bytes of an image saved in its source format (PNG as a fallback)."""
     buf = io.BytesIO()
     if fmt in _WRITABLE:
+        options = dict(_SAVE_OPTIONS.get(fmt, {}))
+        if lossless and fmt == "WEBP":
+            options = {"lossless": True}
         try:
-            image.save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+            image.save(buf, format=fmt, **options)
             return buf.getvalue()
         except (OSError, KeyError, ValueError):
             buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def encode_exact(image: Image.Image, fmt: str, digest: bytes, name: str) -> bytes:
+    """File bytes that decode to pixels with the given sha256: the source format, else PNG.
+
+    Raises:
+        DigestMismatchError: neither encoding reproduces the pixels.
+    """
+    for attempt in dict.fromkeys([fmt, "PNG"]):
+        data = encode_image(image, attempt, lossless=True)
+        try:
+            if open_image(io.BytesIO(data)).sha256 == digest:  # type: ignore[arg-type]
+                return data
+        except ImageReadError:
+            pass
+    raise DigestMismatchError(f"image {name!r}: no file format reproduces its pixels exactly")
+
+
+def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None, strict: bool = True
+                ) -> Iterator[tuple[int, Image.Image, bytes | None, bool]]:
+    """Decode images of an archive: ``(index, image, full sha256 or None, digest matches)``.
+
+    Lossless archives decode exactly and check each digest (raising
+    `DigestMismatchError` when ``strict``); lossy ones decode with the float
+    decoder (digest None, matches True).
+    """
+    table = contents.images
+    if contents.lossless is None:
+        decoder = load_decoder(contents.decoder)
+        for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):
+            yield i, image, None, True
+        return
+    resolved = resolve_latents(contents.latents)
+    if resolved.q is None:
+        raise DigestMismatchError("a lossless archive must store integer latents", hdf5_path="/latents")
+    fp = fixed_point_decoder(contents.decoder, resolved.step, contents.lossless.thresholds)
+    mode = fp.spec.output_mode
+    lat = contents.latents
+    for i, _, image, digest, ok in iter_exact(contents.lossless, fp, resolved.q, lat.offsets, lat.shapes, table, mode,
+                                              indices, strict):
+        yield i, image, digest, ok
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
@@ -104,6 +158,8 @@ def extract_archive(
         UnsafeNameError: a stored name would write outside ``outdir``, or two
             names would write the same file.
         FileExistsError: a target exists and ``force`` is False.
+        DigestMismatchError: (lossless) an image decodes to pixels whose
+            sha256 differs from the stored one; nothing wrong is left behind.
     """
     contents = read_archive(archive)
     table = contents.images
@@ -116,25 +172,32 @@ def extract_archive(
         err.file = archive
         raise
 
-    decoder = load_decoder(contents.decoder)
     made_outdirs = [p for p in [outdir, *outdir.parents] if not p.exists()]
     created: list[Path] = []
+    digests: list[bytes] = []
     made_dirs: list[Path] = []
     written: list[Path] = []
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         with (progress or null_progress)("Extracting", len(indices)) as bar:
-            for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):
+            for i, image, digest, _ in iter_images(contents, indices):
                 target = targets[i]
                 missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made_dirs.extend(reversed(missing))
                 is_new = not target.exists()
-                _write_atomic(target, encode_image(image, table.formats[i]))
+                if digest is None:
+                    data = encode_image(image, table.formats[i])
+                else:
+                    data = encode_exact(image, table.formats[i], digest, table.names[i])
+                    digests.append(digest)
+                _write_atomic(target, data)
                 if is_new:
                     created.append(target)
                 written.append(target)
                 bar.update(1)
+        if contents.lossless is not None and len(digests) == len(table):
+            check_all_digests(table.sha256_all, digests)
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)

@@ -5,6 +5,9 @@ Used by ``extract`` and by ``compress`` (to measure the quality of exactly what
 
     y -> NumpyDecoder -> x_hat in [0,1] -> crop (H, W) -> round(255 x_hat)
       -> working pixels -> original mode (palette: nearest stored colour)
+
+Coded (1.1) latents are decoded to integers first (`resolve_latents`); the
+float decoder then sees ``q * step``.
 """
 from __future__ import annotations
 
@@ -13,6 +16,10 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from dataclasses import dataclass
+
+from latentpack.codec.index_codes import index_codes
+from latentpack.codec.latent_coding import decode_latents, dequantize
 from latentpack.codec.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
 from latentpack.formats.errors import ArchiveError
@@ -29,6 +36,8 @@ __all__ = [
     "MAX_BATCH_PIXELS",
     "MAX_BATCH_SCALARS",
     "MAX_DECODE_SCALARS",
+    "resolve_latents",
+    "ResolvedLatents",
 ]
 
 #: Bound on the output pixels decoded at once (keeps memory flat).
@@ -38,6 +47,35 @@ MAX_BATCH_SCALARS = 1 << 26
 #: Largest decoder tensor one image may need (1 GiB of float32): an archive
 #: asking for more is refused before anything is decoded or written.
 MAX_DECODE_SCALARS = 1 << 28
+
+
+@dataclass
+class ResolvedLatents:
+    """Latents ready to decode.
+
+    Attributes:
+        latents: With float32 ``values`` filled in.
+        q: Flat int32 integer latents (coded or generated archives), else None.
+        step: Real value of one unit of ``q`` (None with ``q``).
+    """
+
+    latents: Latents
+    q: np.ndarray | None
+    step: float | None
+
+
+def resolve_latents(latents: Latents) -> ResolvedLatents:
+    """Decode coded latents or generate index codes; float32 latents pass through."""
+    if latents.quantized is not None:
+        q = decode_latents(latents.quantized, latents.offsets, latents.shapes)
+        step = latents.quantized.step
+    elif latents.index_codes is not None:
+        q = index_codes(np.arange(int(latents.offsets[-1])), latents.index_codes.seed)
+        step = latents.index_codes.step
+    else:
+        return ResolvedLatents(latents, None, None)
+    values = dequantize(q, step)
+    return ResolvedLatents(Latents(values=values, offsets=latents.offsets, shapes=latents.shapes), q, step)
 
 
 def load_decoder(decoder: DecoderWeights) -> NumpyDecoder:
@@ -128,6 +166,8 @@ def iter_reconstructions(
     """
     if indices is None:
         indices = range(len(images))
+    if latents.coding != "float32":
+        latents = resolve_latents(latents).latents
     mode = decoder.spec.output_mode
     costs = decode_costs(decoder.spec, latents.shapes)
     for batch in _batches(latents, images, indices, costs):

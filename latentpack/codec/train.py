@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 from latentpack.codec.model import build_autoencoder, export_decoder  # noqa: E402
 from latentpack.formats.schema import DecoderWeights  # noqa: E402
 
-__all__ = ["TrainResult", "train_autoencoder", "encode_folder", "default_epochs", "PATCH_SIZE"]
+__all__ = ["TrainResult", "train_autoencoder", "train_decoder", "encode_folder", "default_epochs", "PATCH_SIZE"]
 
 #: Side of the square training patches of the ``conv`` architecture.
 PATCH_SIZE = 64
@@ -41,7 +41,7 @@ MAX_EPOCHS = 300
 class TrainResult:
     """A trained autoencoder and what its training did."""
 
-    encoder: keras.Model
+    encoder: keras.Model | None
     decoder: DecoderWeights
     loss: list[float] = field(default_factory=list)
     epochs: int = 0
@@ -79,6 +79,18 @@ class _WholeImages(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.order))
+
+
+class _CodedImages(_WholeImages):
+    """Shuffled (fixed code, image) batches for a decoder trained without an encoder."""
+
+    def __init__(self, folder: ImageFolder, codes: np.ndarray, batch_size: int, seed: int):
+        super().__init__(folder, batch_size, seed)
+        self.codes = codes
+
+    def __getitem__(self, i: int):
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        return self.codes[idx], self.array[idx].astype(np.float32) / 255.0
 
 
 class _Patches(keras.utils.PyDataset):
@@ -188,6 +200,58 @@ def train_autoencoder(
         epochs=epochs,
         steps_per_epoch=steps,
         seconds=seconds,
+    )
+
+
+def train_decoder(
+    folder: ImageFolder,
+    design: CodecDesign,
+    codes: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    learning_rate: float = 2e-3,
+    progress: ProgressFactory | None = None,
+) -> TrainResult:
+    """Train a decoder alone to map fixed codes to their images (``--codes index``).
+
+        code_i (generated from i) -> g_s -> x_hat_i,   loss = MSE(x_i, x_hat_i)
+
+    Args:
+        folder: The staged images (all of one size: ``dense`` designs only).
+        design: The architecture; its encoder is not used.
+        codes: ``(w, 1, 1, y)`` float32 codes, image ``i``'s at row ``i``.
+        epochs, batch_size, seed, learning_rate, progress: as `train_autoencoder`.
+
+    Returns:
+        The exported decoder (``encoder`` is None).
+    """
+    if design.arch != "dense":
+        raise ValueError(f"`design` must be dense (equal-sized images) for generated codes, got {design.arch!r}")
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    from latentpack.codec.model import build_model
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    decoder = build_model(design.decoder, "g_s")
+    data = _CodedImages(folder, codes, batch_size, seed)
+    steps = len(data)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
+    decoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    start = time.perf_counter()
+    with (progress or null_progress)("Training", epochs * steps) as bar:
+        history = decoder.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+    return TrainResult(
+        encoder=None,
+        decoder=export_decoder(decoder, design.decoder),
+        loss=[float(v) for v in history.history.get("loss", [])],
+        epochs=epochs,
+        steps_per_epoch=steps,
+        seconds=time.perf_counter() - start,
     )
 
 

@@ -19,8 +19,11 @@ from latentpack.formats.schema import (
     DecoderWeights,
     Header,
     ImageTable,
+    IndexCodes,
     Latents,
+    LosslessResiduals,
     Quality,
+    QuantizedLatents,
     compute_header,
 )
 from latentpack.formats.writer import write_archive
@@ -33,6 +36,9 @@ __all__ = [
     "DecoderWeights",
     "ImageTable",
     "Latents",
+    "QuantizedLatents",
+    "IndexCodes",
+    "LosslessResiduals",
     "Quality",
     "ArchiveContents",
     "compute_header",

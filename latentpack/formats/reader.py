@@ -42,20 +42,30 @@ from latentpack.formats.h5checks import (
     read_data,
     reading,
 )
+from latentpack.formats.h5checks import MAX_EXPANSION
 from latentpack.formats.schema import (
     ENCODING_TYPE,
+    INDEX_CODE_GENERATOR,
     ArchiveContents,
     DecoderWeights,
     Header,
     ImageTable,
+    IndexCodes,
     Latents,
+    LosslessResiduals,
     Quality,
+    QuantizedLatents,
 )
 from latentpack.formats.validate import (
     MAX_IMAGES,
+    MAX_LATENT_SYMBOLS,
     check_architecture,
+    check_digests,
     check_header,
     check_image_fits_decoder,
+    check_index_codes,
+    check_lossless,
+    check_quantized_latents,
     check_image_shapes,
     check_image_table,
     check_latent_index,
@@ -67,6 +77,14 @@ from latentpack.formats.validate import (
 __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 
 _GROUPS = ("header", "decoder", "latents", "images", "quality", "training")
+#: 1.1 header attributes: all present or all absent.
+_STORED_ATTRS = ("stored_latent_bits", "residual_bits", "stored_bits", "beats_raw_stored")
+_LATENT_CODINGS = ("float32", "range-categorical", "index")
+_LOSSLESS_INTS = ("act_bits", "acc_bits", "pred_levels", "neighbour_levels")
+_LOSSLESS_DATA = {
+    "thresholds": np.int64, "counts": np.uint16, "block_bounds": np.int64, "stream_offsets": np.int64,
+    "stream": np.uint32, "exception_index": np.int32, "exception_offsets": np.int64, "exception_bytes": np.uint8,
+}
 
 
 def _fail(path: str | None, reason: str) -> CorruptArchiveError:
@@ -158,7 +176,8 @@ class Archive:
                     hdf5_path="/",
                 )
             self.format_version = attr_str(root, "/", "encoding-version")
-            major, _ = parse_version(self.format_version, "/")
+            major, minor = parse_version(self.format_version, "/")
+            self._version = (major, minor)
         {1: self._open_v1}[major]()
 
     def _open_v1(self) -> None:
@@ -168,6 +187,12 @@ class Archive:
             self.created = attr_str(root, "/", "created")
         for name in _GROUPS:
             self._group(f"/{name}", name)
+        v11 = self._version >= (1, 1)
+        self._has_lossless = v11 and "lossless" in root
+        #: Whether the archive stores lossless residuals (1.1).
+        self.is_lossless = self._has_lossless
+        if self._has_lossless:
+            self._group("/lossless", "lossless")
         self._header = self._read_header()
         with self._at("/quality"):
             quality = self._file["quality"]
@@ -175,29 +200,83 @@ class Archive:
                 if not isinstance(get_attr(quality, "/quality", name), np.floating):
                     raise _fail("/quality", f"attribute {name}: expected a float64")
         w = self._header.w
+        with self._at("/latents"):
+            g = self._file["latents"]
+            self.latent_coding = attr_str(g, "/latents", "coding") if v11 and "coding" in g.attrs else "float32"
+            if self.latent_coding not in _LATENT_CODINGS:
+                raise _fail("/latents", f"attribute coding: expected one of {list(_LATENT_CODINGS)}, got {self.latent_coding!r}")
         for path, (dtype, shape) in self._layout_v1(w).items():
             self._dataset(path, dtype, shape)
+        if v11 and "sha256_all" in self._file["images"]:
+            self._dataset("/images/sha256_all", np.uint8, (32,))
+        if self._has_lossless:
+            with self._at("/lossless"):
+                g = self._file["lossless"]
+                levels = {name: _int_attr(g, "/lossless", name) for name in ("pred_levels", "neighbour_levels")}
+                for name, value in levels.items():
+                    if not 1 <= value <= (256 if name == "pred_levels" else 16):
+                        raise _fail("/lossless", f"attribute {name}: out of range, got {value}")
+            n_ctx = levels["pred_levels"] * levels["neighbour_levels"] ** 2
+            shapes = {"thresholds": (255,), "counts": (n_ctx, 256), "exception_index": (w,)}
+            for name, dtype in _LOSSLESS_DATA.items():
+                self._dataset(f"/lossless/{name}", dtype, shapes.get(name, (None,)))
+            if self._ds["/lossless/stream_offsets"].shape != self._ds["/lossless/block_bounds"].shape:
+                raise _fail("/lossless/stream_offsets", "expected as many entries as /lossless/block_bounds")
         with self._at("/decoder/architecture"):
             self._architecture = _json(self._read("/decoder/architecture", STR), "/decoder/architecture")
             self._spec = check_architecture(self._architecture)
         self._check_weight_layout()
+        if self.latent_coding == "range-categorical":
+            c = int(self._spec.input_shape[-1])
+            rows, k = self._ds["/latents/counts"].shape
+            if not 1 <= rows <= c or not 1 <= k <= MAX_LATENT_SYMBOLS:
+                raise _fail("/latents/counts", f"expected 1..{c} rows of 1..{MAX_LATENT_SYMBOLS} counts, got {(rows, k)}")
+            if self._ds["/latents/table_of_channel"].shape != (c,):
+                raise _fail("/latents/table_of_channel", f"expected {c} entries, got {self._ds['/latents/table_of_channel'].shape[0]}")
         with self._at("/latents"):
             self._offsets = self._read("/latents/offsets", np.int64)
             self._latent_shapes = self._read("/latents/shapes", np.int32)
-            n_values = self._ds["/latents/values"].shape[0]
+            if self.latent_coding == "float32":
+                n_values = self._ds["/latents/values"].shape[0]
+            else:
+                n_values = int(self._offsets[-1]) if len(self._offsets) == w + 1 else 0
+                limit = MAX_EXPANSION * os.path.getsize(self.path) + (1 << 20)
+                if n_values > limit:
+                    raise _fail("/latents/offsets", f"declares {n_values} latents, more than this file can code ({limit})")
             check_latent_index(self._offsets, self._latent_shapes, n_values, w, self._spec)
+        stored_latent_bits = residual_bits = None
+        if self.latent_coding == "range-categorical":
+            size = lambda name: int(np.prod(self._ds[f"/latents/{name}"].shape))  # noqa: E731
+            stored_latent_bits = 32 * (size("stream") + size("table_of_channel")) + 16 * size("counts") + 128
+        elif self.latent_coding == "index":
+            stored_latent_bits = 0
+        if self._has_lossless:
+            size = lambda name: int(np.prod(self._ds[f"/lossless/{name}"].shape))  # noqa: E731
+            residual_bits = (
+                32 * (size("stream") + size("exception_index")) + 16 * size("counts")
+                + 64 * (size("thresholds") + size("block_bounds") + size("stream_offsets") + size("exception_offsets"))
+                + 8 * size("exception_bytes")
+            )
         with self._at("/header"):
-            check_header(self._header, w=w, latent_counts=np.diff(self._offsets), decoder_scalars=self._spec.num_scalars)
+            check_header(self._header, w=w, latent_counts=np.diff(self._offsets), decoder_scalars=self._spec.num_scalars,
+                         stored_latent_bits=stored_latent_bits, residual_bits=residual_bits)
 
     def _read_header(self) -> Header:
         with self._at("/header"):
             attrs = self._file["header"]
             values: dict[str, Any] = {}
-            for name in Header.__dataclass_fields__:
+            names = [n for n in Header.__dataclass_fields__ if n not in _STORED_ATTRS]
+            present = [n for n in _STORED_ATTRS if n in attrs.attrs]
+            if present and self._version < (1, 1):
+                raise _fail("/header", f"attribute {present[0]}: not part of format 1.0")
+            if present and len(present) != len(_STORED_ATTRS):
+                missing = [n for n in _STORED_ATTRS if n not in present]
+                raise _fail("/header", f"attribute {missing[0]} is missing (the stored-bits attributes come together)")
+            for name in names + present:
                 value = get_attr(attrs, "/header", name)
-                if name == "beats_raw":
+                if name in ("beats_raw", "beats_raw_stored"):
                     if not isinstance(value, (bool, np.bool_)):
-                        raise _fail("/header", f"attribute beats_raw: expected a bool, got {value!r}")
+                        raise _fail("/header", f"attribute {name}: expected a bool, got {value!r}")
                     values[name] = bool(value)
                 else:
                     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -207,18 +286,24 @@ class Archive:
                 raise _fail("/header", f"attribute w: expected 0 to {MAX_IMAGES} images, got {values['w']}")
             return Header(**values)
 
-    @staticmethod
-    def _layout_v1(w: int) -> dict[str, tuple[Any, tuple]]:
+    def _layout_v1(self, w: int) -> dict[str, tuple[Any, tuple]]:
+        latents: dict[str, tuple[Any, tuple]] = {}
+        if self.latent_coding == "float32":
+            latents["/latents/values"] = (np.float32, (None,))
+        elif self.latent_coding == "range-categorical":
+            latents["/latents/table_of_channel"] = (np.int32, (None,))
+            latents["/latents/counts"] = (np.uint16, (None, None))
+            latents["/latents/stream"] = (np.uint32, (None,))
         return {
             "/decoder/architecture": (STR, ()),
-            "/latents/values": (np.float32, (None,)),
+            **latents,
             "/latents/offsets": (np.int64, (w + 1,)),
             "/latents/shapes": (np.int32, (w, 3)),
             "/images/names": (STR, (w,)),
             "/images/shapes": (np.int32, (w, 3)),
             "/images/modes": (STR, (w,)),
             "/images/formats": (STR, (w,)),
-            "/images/sha256": (np.uint8, (w, 32)),
+            "/images/sha256": (np.uint8, (w, None if self._version >= (1, 1) else 32)),
             "/images/palette_index": (np.int32, (w,)),
             "/images/palettes": (np.uint8, (None, 256, 4)),
             "/images/file_bytes": (np.int64, (w,)),
@@ -278,6 +363,27 @@ class Archive:
         """One latent tensor per image."""
 
         def load() -> Latents:
+            empty = np.zeros(0, np.float32)
+            g = self._file["latents"]
+            if self.latent_coding == "range-categorical":
+                with self._at("/latents"):
+                    q = QuantizedLatents(
+                        step=_float_attr(g, "/latents", "step"),
+                        qmin=_int_attr(g, "/latents", "qmin"),
+                        table_of_channel=self._read("/latents/table_of_channel", np.int32),
+                        counts=self._read("/latents/counts", np.uint16),
+                        stream=self._read("/latents/stream", np.uint32),
+                    )
+                    check_quantized_latents(q, int(self._spec.input_shape[-1]))
+                return Latents(values=empty, offsets=self._offsets, shapes=self._latent_shapes, quantized=q)
+            if self.latent_coding == "index":
+                with self._at("/latents"):
+                    generator = attr_str(g, "/latents", "generator")
+                    if generator != INDEX_CODE_GENERATOR:
+                        raise _fail("/latents", f"attribute generator: expected {INDEX_CODE_GENERATOR!r}, got {generator!r}")
+                    codes = IndexCodes(seed=_int_attr(g, "/latents", "seed"), step=_float_attr(g, "/latents", "step"))
+                    check_index_codes(codes)
+                return Latents(values=empty, offsets=self._offsets, shapes=self._latent_shapes, index_codes=codes)
             values = self._read("/latents/values", np.float32)
             with self._at("/latents/values"):
                 check_latent_values(values, int(self._offsets[-1]))
@@ -300,6 +406,7 @@ class Archive:
                 palette_index=r("/images/palette_index", np.int32),
                 palettes=r("/images/palettes", np.uint8),
                 file_bytes=r("/images/file_bytes", np.int64),
+                sha256_all=r("/images/sha256_all", np.uint8) if "/images/sha256_all" in self._ds else None,
             )
             w = self._header.w
             with self._at("/images"):
@@ -309,6 +416,7 @@ class Archive:
                     table.names, table.modes, table.formats, table.sha256,
                     table.palette_index, table.palettes, table.file_bytes, w,
                 )  # fmt: skip
+                check_digests(table.sha256, table.sha256_all, self._version)
             return table
 
         return self._cached("images", load)
@@ -338,9 +446,30 @@ class Archive:
 
         return self._cached("training", load)
 
+    @property
+    def lossless(self) -> LosslessResiduals | None:
+        """(1.1) The lossless residuals, or None for a lossy archive."""
+
+        def load() -> LosslessResiduals | None:
+            if not self._has_lossless:
+                return None
+            g = self._file["lossless"]
+            with self._at("/lossless"):
+                predictor = attr_str(g, "/lossless", "predictor")
+                if predictor != "fixed-point":
+                    raise _fail("/lossless", f"attribute predictor: expected 'fixed-point', got {predictor!r}")
+                ints = {name: _int_attr(g, "/lossless", name) for name in _LOSSLESS_INTS}
+            data = {name: self._read(f"/lossless/{name}", dtype) for name, dtype in _LOSSLESS_DATA.items()}
+            ll = LosslessResiduals(**ints, **data)
+            with self._at("/lossless"):
+                check_lossless(ll, self._header.w)
+            return ll
+
+        return self._cached("lossless", load)
+
     def validate(self) -> None:
         """Read and check every part (opening checked only the index)."""
-        for part in ("decoder", "latents", "images", "quality", "training"):
+        for part in ("decoder", "latents", "images", "quality", "training", "lossless"):
             getattr(self, part)
 
     def contents(self) -> ArchiveContents:
@@ -354,6 +483,7 @@ class Archive:
             training=self.training,
             writer=self.writer,
             created=self.created,
+            lossless=self.lossless,
         )
 
     def storage_breakdown(self) -> dict[str, int]:
@@ -370,6 +500,8 @@ class Archive:
 
         def load() -> dict[str, int]:
             parts = dict.fromkeys(_GROUPS[1:], 0)
+            if self._has_lossless:
+                parts["lossless"] = 0
             for path, ds in self._ds.items():
                 part = path.split("/")[1]
                 if part in parts:
@@ -401,6 +533,20 @@ class Archive:
     def __repr__(self) -> str:
         state = "open" if self._file is not None else "closed"
         return f"<latentpack Archive {os.fspath(self.path)!r} format {self.format_version} w={self._header.w} ({state})>"
+
+
+def _int_attr(obj: Any, path: str, name: str) -> int:
+    value = get_attr(obj, path, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise _fail(path, f"attribute {name}: expected an int64, got {value!r}")
+    return int(value)
+
+
+def _float_attr(obj: Any, path: str, name: str) -> float:
+    value = get_attr(obj, path, name)
+    if not isinstance(value, (float, np.floating)):
+        raise _fail(path, f"attribute {name}: expected a float64, got {value!r}")
+    return float(value)
 
 
 def open_archive(path: str | os.PathLike[str]) -> Archive:

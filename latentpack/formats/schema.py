@@ -1,4 +1,4 @@
-"""The in-memory model of a latentpack archive (format version 1.0).
+"""The in-memory model of a latentpack archive (format versions 1.0 and 1.1).
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
@@ -12,6 +12,7 @@ Layout on disk (docs/FORMAT.md is the contract)::
     /latents          values (float32, flat), offsets (int64), shapes (int32)
     /images           names, shapes, modes, formats, sha256, palettes
     /quality          psnr per image
+    /lossless         (1.1, optional) residual streams that make decoding exact
 """
 from __future__ import annotations
 
@@ -30,17 +31,23 @@ __all__ = [
     "DecoderWeights",
     "ImageTable",
     "Latents",
+    "QuantizedLatents",
+    "IndexCodes",
+    "LosslessResiduals",
     "Quality",
     "ArchiveContents",
     "compute_header",
+    "INDEX_CODE_GENERATOR",
 ]
 
 #: Root attribute ``encoding-type`` of every latentpack archive.
 ENCODING_TYPE = "latentpack-archive"
-#: Format version this code writes.
-FORMAT_VERSION = "1.0"
+#: Newest format version this code writes (it writes 1.0 when no 1.1 feature is used).
+FORMAT_VERSION = "1.1"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0),)
+SUPPORTED_VERSIONS = ((1, 0), (1, 1))
+#: The one rule that generates ``--codes index`` latents (see `latentpack.codec.index_codes`).
+INDEX_CODE_GENERATOR = "splitmix64-sum4"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,11 @@ class Header:
         lhs_bits: ``z_bits + latent_bits``.
         beats_raw: ``lhs_bits < x_bits``, computed exactly with integers.
         folder_bytes: Size on disk of the source image files.
+        stored_latent_bits: (1.1) Payload bits of the latents as actually
+            stored (coded stream and tables; 0 for generated codes), or None.
+        residual_bits: (1.1) Payload bits of the lossless residuals, or None.
+        stored_bits: (1.1) ``z_bits + stored_latent_bits + residual_bits``.
+        beats_raw_stored: (1.1) ``stored_bits < x_bits``.
     """
 
     w: int
@@ -70,13 +82,25 @@ class Header:
     lhs_bits: int
     beats_raw: bool
     folder_bytes: int
+    stored_latent_bits: int | None = None
+    residual_bits: int | None = None
+    stored_bits: int | None = None
+    beats_raw_stored: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The attributes as stored (the 1.1 ones only when recorded)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def compute_header(
-    *, w: int, latent_counts: np.ndarray, x_bits: int, decoder_scalars: int, folder_bytes: int
+    *,
+    w: int,
+    latent_counts: np.ndarray,
+    x_bits: int,
+    decoder_scalars: int,
+    folder_bytes: int,
+    stored_latent_bits: int | None = None,
+    residual_bits: int | None = None,
 ) -> Header:
     """Build a `Header` from the counts, doing the formula's arithmetic once.
 
@@ -86,6 +110,9 @@ def compute_header(
         x_bits: Raw size of all images in bits.
         decoder_scalars: Number of float32 scalars in the decoder weights.
         folder_bytes: Size on disk of the source files.
+        stored_latent_bits: Bits of the latents as stored (1.1), or None
+            for float32 latents (1.0).
+        residual_bits: Bits of the lossless residuals (1.1), or None.
 
     Returns:
         The header, with ``beats_raw`` computed exactly with Python integers.
@@ -98,6 +125,11 @@ def compute_header(
     z_bits = int(decoder_scalars) * 32
     latent_bits = total * 32
     lhs = z_bits + latent_bits
+    stored = None
+    if stored_latent_bits is not None or residual_bits is not None:
+        stored_latent_bits = latent_bits if stored_latent_bits is None else int(stored_latent_bits)
+        residual_bits = 0 if residual_bits is None else int(residual_bits)
+        stored = z_bits + stored_latent_bits + residual_bits
     return Header(
         w=int(w),
         y=int(y),
@@ -108,6 +140,10 @@ def compute_header(
         lhs_bits=lhs,
         beats_raw=lhs < int(x_bits),
         folder_bytes=int(folder_bytes),
+        stored_latent_bits=stored_latent_bits,
+        residual_bits=residual_bits,
+        stored_bits=stored,
+        beats_raw_stored=None if stored is None else stored < int(x_bits),
     )
 
 
@@ -143,11 +179,14 @@ class ImageTable:
         shapes: ``(w, 3)`` int32: height, width, channels of the original.
         modes: Pillow mode of each original (``L``, ``RGB``, ``P``, ...).
         formats: Pillow format of each source file (``PNG``, ``JPEG``, ...).
-        sha256: ``(w, 32)`` uint8 digests of the original pixels (see
-            FORMAT.md for exactly what is hashed).
+        sha256: ``(w, k)`` uint8 digests of the original pixels (see
+            FORMAT.md for exactly what is hashed): ``k = 32`` in 1.0; in 1.1
+            ``k`` may be 4, 8 or 16 (the digests' first bytes).
         palette_index: ``(w,)`` int32 row in ``palettes`` or -1.
         palettes: ``(n, 256, 4)`` uint8 RGBA palettes of ``P`` images.
         file_bytes: ``(w,)`` int64 size of each source file on disk.
+        sha256_all: (1.1) ``(32,)`` uint8 sha256 of the concatenated full
+            32-byte digests of all images, in order; required when ``k < 32``.
     """
 
     names: list[str]
@@ -158,9 +197,95 @@ class ImageTable:
     palette_index: np.ndarray
     palettes: np.ndarray
     file_bytes: np.ndarray
+    sha256_all: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
+
+
+@dataclass
+class QuantizedLatents:
+    """(1.1) Latents quantised to integers and range-coded.
+
+    Latent ``q`` means ``q * step``. Symbol ``q - qmin`` of a latent whose
+    channel (index along the last axis) is ``k`` is coded with row
+    ``table_of_channel[k]`` of ``counts``; symbols are coded in the order
+    (row, flat position) in one stream (docs/FORMAT.md, "Coded latents").
+
+    Attributes:
+        step: Quantisation step (positive, finite).
+        qmin: Value of symbol 0.
+        table_of_channel: ``(c,)`` int32 row of each channel.
+        counts: ``(rows, K)`` uint16 counts.
+        stream: ``(n,)`` uint32 range-coder words.
+    """
+
+    step: float
+    qmin: int
+    table_of_channel: np.ndarray
+    counts: np.ndarray
+    stream: np.ndarray
+
+    @property
+    def stored_bits(self) -> int:
+        """Payload bits: stream, tables, channel map, step and qmin."""
+        return 32 * int(self.stream.size + self.table_of_channel.size) + 16 * int(self.counts.size) + 128
+
+
+@dataclass
+class IndexCodes:
+    """(1.1) Latents not stored: image ``i``'s code is generated from ``i`` (``--codes index``).
+
+    Attributes:
+        seed: Seed of the generator.
+        step: Real value of one generated unit.
+    """
+
+    seed: int
+    step: float
+
+
+@dataclass
+class LosslessResiduals:
+    """(1.1) What makes decoding exact: range-coded pixels given a fixed-point prediction.
+
+    Attributes:
+        act_bits: Fractional bits of the fixed-point activations.
+        acc_bits: Fractional bits of the fixed-point accumulators.
+        thresholds: ``(255,)`` int64 last-layer thresholds (non-decreasing).
+        pred_levels: Buckets of the predicted value in a context.
+        neighbour_levels: Buckets of each neighbour in a context.
+        counts: ``(pred_levels * neighbour_levels**2, 256)`` uint16 counts.
+        block_bounds: ``(blocks+1,)`` int64 image index where each block starts.
+        stream_offsets: ``(blocks+1,)`` int64 word offset of each block's stream.
+        stream: ``(n,)`` uint32 range-coder words of all blocks.
+        exception_index: ``(w,)`` int32 row in the exceptions, or -1.
+        exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
+        exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
+            images that cannot be rebuilt from their working pixels.
+    """
+
+    act_bits: int
+    acc_bits: int
+    thresholds: np.ndarray
+    pred_levels: int
+    neighbour_levels: int
+    counts: np.ndarray
+    block_bounds: np.ndarray
+    stream_offsets: np.ndarray
+    stream: np.ndarray
+    exception_index: np.ndarray
+    exception_offsets: np.ndarray
+    exception_bytes: np.ndarray
+
+    @property
+    def stored_bits(self) -> int:
+        """Payload bits: streams, tables, thresholds, block index and exceptions."""
+        return (
+            32 * int(self.stream.size + self.exception_index.size) + 16 * int(self.counts.size)
+            + 64 * int(self.thresholds.size + self.block_bounds.size + self.stream_offsets.size + self.exception_offsets.size)
+            + 8 * int(self.exception_bytes.size)
+        )
 
 
 @dataclass
@@ -169,12 +294,25 @@ class Latents:
 
     Image ``i`` owns ``values[offsets[i]:offsets[i+1]]`` reshaped to
     ``shapes[i]`` (``(y,)`` padded as ``(1, 1, y)`` for the dense
-    architecture, ``(gh, gw, c)`` for the convolutional one).
+    architecture, ``(gh, gw, c)`` for the convolutional one). In 1.1 the
+    values may instead be ``quantized`` (coded) or generated (``index_codes``);
+    ``values`` is then empty until the codec decodes them.
     """
 
-    values: np.ndarray  # float32, (total,)
+    values: np.ndarray  # float32, (total,) or (0,) when quantized/generated
     offsets: np.ndarray  # int64, (w+1,)
     shapes: np.ndarray  # int32, (w, 3)
+    quantized: QuantizedLatents | None = None
+    index_codes: IndexCodes | None = None
+
+    @property
+    def coding(self) -> str:
+        """``float32`` (1.0), ``range-categorical`` or ``index``."""
+        if self.quantized is not None:
+            return "range-categorical"
+        if self.index_codes is not None:
+            return "index"
+        return "float32"
 
     def __len__(self) -> int:
         return int(len(self.offsets) - 1)
@@ -218,3 +356,15 @@ class ArchiveContents:
     training: dict[str, Any] = field(default_factory=dict)
     writer: str = ""
     created: str = ""
+    lossless: LosslessResiduals | None = None
+
+    @property
+    def needs_v11(self) -> bool:
+        """Whether any 1.1 feature is used (else the archive is written as 1.0)."""
+        return (
+            self.lossless is not None
+            or self.latents.coding != "float32"
+            or self.header.stored_bits is not None
+            or (np.asarray(self.images.sha256).ndim == 2 and np.asarray(self.images.sha256).shape[1] != 32)
+            or self.images.sha256_all is not None
+        )

@@ -1,4 +1,4 @@
-"""Content rules of format 1.0, checked on in-memory arrays.
+"""Content rules of formats 1.0 and 1.1, checked on in-memory arrays.
 
 The reader runs these on what it has read (after it has checked every
 dataset's dtype and shape in the file), and the writer runs them on what it
@@ -13,13 +13,22 @@ from an unchecked size.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
 
 from latentpack.formats.decoder_spec import DecoderSpec, SpecError, layer_shapes, validate_architecture
 from latentpack.formats.errors import CorruptArchiveError
-from latentpack.formats.schema import ArchiveContents, DecoderWeights, Header, compute_header
+from latentpack.formats.schema import (
+    ArchiveContents,
+    DecoderWeights,
+    Header,
+    IndexCodes,
+    LosslessResiduals,
+    QuantizedLatents,
+    compute_header,
+)
 
 __all__ = [
     "MAX_IMAGES",
@@ -37,8 +46,21 @@ __all__ = [
     "decoder_input",
     "check_psnr",
     "check_header",
+    "check_quantized_latents",
+    "check_index_codes",
+    "check_lossless",
+    "check_digests",
     "check_contents",
+    "DIGEST_BYTES",
+    "MAX_LATENT_SYMBOLS",
 ]
+
+#: Lengths a stored per-image digest may have (1.1; 1.0 stores 32 only).
+DIGEST_BYTES = (4, 8, 16, 32)
+#: Largest alphabet of a coded-latent table.
+MAX_LATENT_SYMBOLS = 1 << 12
+#: Largest context count of a lossless table.
+MAX_CONTEXTS = 1 << 16
 
 #: Most images one archive may hold.
 MAX_IMAGES = 1 << 28
@@ -235,7 +257,9 @@ def check_image_table(
         seen[name] = i
     _check_labels("/images/modes", modes, w, 1, 16)
     _check_labels("/images/formats", formats, w, 0, 32)
-    _expect("/images/sha256", sha256, np.uint8, (w, 32))
+    _expect("/images/sha256", sha256, np.uint8, (w, None))
+    if sha256.shape[1] not in DIGEST_BYTES:
+        raise _fail("/images/sha256", f"expected {list(DIGEST_BYTES)} bytes per digest, got {sha256.shape[1]}")
     _expect("/images/palettes", palettes, np.uint8, (None, 256, 4))
     _expect("/images/palette_index", palette_index, np.int32, (w,))
     n = len(palettes)
@@ -256,23 +280,121 @@ def check_psnr(psnr: np.ndarray, w: int) -> None:
         raise _fail("/quality/psnr", f"entry {int(np.argmax(bad))}: must be a number or +inf, got {psnr[bad][0]}")
 
 
-def check_header(header: Header, *, w: int, latent_counts: np.ndarray, decoder_scalars: int) -> None:
+def check_digests(sha256: np.ndarray, sha256_all: np.ndarray | None, version: tuple[int, int]) -> None:
+    """Digest length allowed by the version; ``sha256_all`` present exactly when digests are cut."""
+    k = sha256.shape[1]
+    if version < (1, 1) and k != 32:
+        raise _fail("/images/sha256", f"format 1.0 stores 32-byte digests, got {k}")
+    if k < 32 and sha256_all is None:
+        raise _fail("/images/sha256_all", "required element is missing (digests are shorter than 32 bytes)")
+    if sha256_all is not None:
+        _expect("/images/sha256_all", sha256_all, np.uint8, (32,))
+
+
+def _finite_positive(path: str, value: Any) -> None:
+    if not isinstance(value, float) or not np.isfinite(value) or value <= 0:
+        raise _fail(path, f"attribute step: expected a positive finite float64, got {value!r}")
+
+
+def _offsets(path: str, offsets: np.ndarray, n: int, end: int, strict: bool = False) -> None:
+    _expect(path, offsets, np.int64, (n,))
+    if n and offsets[0] != 0:
+        raise _fail(path, f"must start at 0, got {int(offsets[0])}")
+    d = np.diff(offsets)
+    if np.any(d <= 0 if strict else d < 0):
+        i = int(np.argmax(d <= 0 if strict else d < 0))
+        raise _fail(path, f"must be {'increasing' if strict else 'non-decreasing'}; entry {i + 1} breaks it")
+    if n and offsets[-1] != end:
+        raise _fail(path, f"must end at {end}, got {int(offsets[-1])}")
+
+
+def check_quantized_latents(q: QuantizedLatents, channels: int) -> None:
+    """(1.1) The coded-latent tables and stream are well formed for ``channels`` channels."""
+    base = "/latents"
+    _finite_positive(base, q.step)
+    if not isinstance(q.qmin, int) or abs(q.qmin) > MAX_LATENT_SYMBOLS:
+        raise _fail(base, f"attribute qmin: expected an integer in [-{MAX_LATENT_SYMBOLS}, {MAX_LATENT_SYMBOLS}], got {q.qmin!r}")
+    _expect(f"{base}/table_of_channel", q.table_of_channel, np.int32, (channels,))
+    _expect(f"{base}/counts", q.counts, np.uint16, (None, None))
+    rows, k = q.counts.shape
+    if not 1 <= rows <= max(channels, 1) or not 1 <= k <= MAX_LATENT_SYMBOLS:
+        raise _fail(f"{base}/counts", f"expected 1..{max(channels, 1)} rows of 1..{MAX_LATENT_SYMBOLS} counts, got {q.counts.shape}")
+    if channels and (q.table_of_channel.min() < 0 or q.table_of_channel.max() >= rows):
+        raise _fail(f"{base}/table_of_channel", f"entries must be rows of /latents/counts (0..{rows - 1})")
+    _expect(f"{base}/stream", q.stream, np.uint32, (None,))
+
+
+def check_index_codes(codes: IndexCodes) -> None:
+    """(1.1) Generated codes: a seed in [0, 2**63) and a positive step."""
+    if not isinstance(codes.seed, int) or not 0 <= codes.seed < 1 << 63:
+        raise _fail("/latents", f"attribute seed: expected an integer in [0, 2**63), got {codes.seed!r}")
+    _finite_positive("/latents", codes.step)
+
+
+def check_lossless(ll: LosslessResiduals, w: int) -> None:
+    """(1.1) The lossless group: tables, block index, streams and exceptions agree."""
+    base = "/lossless"
+    for name, value, hi in (("pred_levels", ll.pred_levels, 256), ("neighbour_levels", ll.neighbour_levels, 16)):
+        if not isinstance(value, int) or not 1 <= value <= hi or value & (value - 1):
+            raise _fail(base, f"attribute {name}: expected a power of two in [1, {hi}], got {value!r}")
+    for name, value in (("act_bits", ll.act_bits), ("acc_bits", ll.acc_bits)):
+        if not isinstance(value, int) or not 0 <= value <= 48:
+            raise _fail(base, f"attribute {name}: expected an integer in [0, 48], got {value!r}")
+    _expect(f"{base}/thresholds", ll.thresholds, np.int64, (255,))
+    if np.any(np.diff(ll.thresholds) < 0):
+        raise _fail(f"{base}/thresholds", "must be non-decreasing")
+    n_ctx = ll.pred_levels * ll.neighbour_levels**2
+    _expect(f"{base}/counts", ll.counts, np.uint16, (n_ctx, 256))
+    _expect(f"{base}/stream", ll.stream, np.uint32, (None,))
+    nb = len(ll.block_bounds)
+    _offsets(f"{base}/block_bounds", ll.block_bounds, nb, w, strict=True)
+    if nb < 1 or (w and nb < 2):
+        raise _fail(f"{base}/block_bounds", f"expected at least {2 if w else 1} entries, got {nb}")
+    _offsets(f"{base}/stream_offsets", ll.stream_offsets, nb, len(ll.stream))
+    _expect(f"{base}/exception_index", ll.exception_index, np.int32, (w,))
+    _expect(f"{base}/exception_bytes", ll.exception_bytes, np.uint8, (None,))
+    ne = len(ll.exception_offsets) - 1
+    _offsets(f"{base}/exception_offsets", ll.exception_offsets, ne + 1, len(ll.exception_bytes))
+    if ne < 0:
+        raise _fail(f"{base}/exception_offsets", "expected at least 1 entry, got 0")
+    bad = (ll.exception_index < -1) | (ll.exception_index >= ne)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise _fail(f"{base}/exception_index", f"entry {i}: expected -1 or 0..{ne - 1}, got {int(ll.exception_index[i])}")
+
+
+def check_header(
+    header: Header,
+    *,
+    w: int,
+    latent_counts: np.ndarray,
+    decoder_scalars: int,
+    stored_latent_bits: int | None = None,
+    residual_bits: int | None = None,
+) -> None:
     """The header's counts and arithmetic agree with the data they summarise.
 
     ``x_bits`` and ``folder_bytes`` describe the source folder and cannot be
     recomputed from the archive; they must be non-negative and ``beats_raw``
-    must be ``lhs_bits < x_bits``.
+    must be ``lhs_bits < x_bits``. The 1.1 stored-bits attributes, when
+    present, must match ``stored_latent_bits`` and ``residual_bits`` as
+    computed from the stored datasets' sizes.
     """
     for name, value in header.as_dict().items():
-        want_bool = name == "beats_raw"
+        want_bool = name in ("beats_raw", "beats_raw_stored")
         if isinstance(value, (bool, np.bool_)) != want_bool or not isinstance(value, (int, np.integer, np.bool_)):
             raise _fail("/header", f"attribute {name}: expected {'a bool' if want_bool else 'an integer'}, got {value!r}")
     if header.x_bits < 0 or header.folder_bytes < 0:
         raise _fail("/header", f"x_bits and folder_bytes must be >= 0, got {header.x_bits} and {header.folder_bytes}")
     want = compute_header(
-        w=w, latent_counts=latent_counts, x_bits=header.x_bits, decoder_scalars=decoder_scalars, folder_bytes=header.folder_bytes
+        w=w, latent_counts=latent_counts, x_bits=header.x_bits, decoder_scalars=decoder_scalars,
+        folder_bytes=header.folder_bytes,
+        stored_latent_bits=stored_latent_bits,
+        residual_bits=residual_bits,
     )
-    for name, value in want.as_dict().items():
+    if (header.stored_bits is None) != (want.stored_bits is None):
+        raise _fail("/header", "attribute stored_bits: present exactly when the latents are coded or residuals stored")
+    for name, value in dataclasses.asdict(want).items():
         got = getattr(header, name)
         if bool(got != value):
             raise _fail("/header", f"attribute {name}: expected {value!r} (recomputed from the data), got {got!r}")
@@ -294,11 +416,29 @@ def check_contents(contents: ArchiveContents) -> DecoderSpec:
     spec = check_architecture(contents.decoder.architecture)
     check_weights(contents.decoder, spec)
     lat = contents.latents
-    check_latent_index(lat.offsets, lat.shapes, len(lat.values), w, spec)
-    check_latent_values(lat.values, len(lat.values))
+    version = (1, 1) if contents.needs_v11 else (1, 0)
+    n_values = int(lat.offsets[-1]) if len(lat.offsets) else 0
+    stored_latent_bits = None
+    if lat.coding == "float32":
+        n_values = len(lat.values)
+    check_latent_index(lat.offsets, lat.shapes, n_values, w, spec)
+    if lat.coding == "float32":
+        check_latent_values(lat.values, n_values)
+    elif lat.quantized is not None:
+        check_quantized_latents(lat.quantized, int(spec.input_shape[-1]))
+        stored_latent_bits = lat.quantized.stored_bits
+    else:
+        check_index_codes(lat.index_codes)
+        stored_latent_bits = 0
     check_image_shapes(img.shapes, w)
     check_image_table(img.names, img.modes, img.formats, img.sha256, img.palette_index, img.palettes, img.file_bytes, w)
     check_image_fits_decoder(spec, lat.shapes, img.shapes, contents.header.x_bits)
+    check_digests(img.sha256, img.sha256_all, version)
     check_psnr(contents.quality.psnr, w)
-    check_header(contents.header, w=w, latent_counts=lat.counts, decoder_scalars=spec.num_scalars)
+    residual_bits = None
+    if contents.lossless is not None:
+        check_lossless(contents.lossless, w)
+        residual_bits = contents.lossless.stored_bits
+    check_header(contents.header, w=w, latent_counts=lat.counts, decoder_scalars=spec.num_scalars,
+                 stored_latent_bits=stored_latent_bits, residual_bits=residual_bits)
     return spec

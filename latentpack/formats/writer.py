@@ -1,4 +1,7 @@
-"""Write an `ArchiveContents` as a format 1.0 HDF5 archive, atomically.
+"""Write an `ArchiveContents` as a format 1.0 or 1.1 HDF5 archive, atomically.
+
+The file is 1.0 when the contents use no 1.1 feature (coded or generated
+latents, lossless residuals, short digests, stored-bits header), else 1.1.
 
 ::
 
@@ -29,12 +32,15 @@ from latentpack.formats.reader import open_archive
 from latentpack.formats.schema import (
     ENCODING_TYPE,
     FORMAT_VERSION,
+    INDEX_CODE_GENERATOR,
     ArchiveContents,
     DecoderWeights,
     Header,
     ImageTable,
     Latents,
+    LosslessResiduals,
     Quality,
+    QuantizedLatents,
 )
 from latentpack.formats.validate import check_contents
 
@@ -135,6 +141,8 @@ def _normalise(contents: ArchiveContents) -> ArchiveContents:
             values=_floats("contents.latents.values", contents.latents.values, np.float32).reshape(-1),
             offsets=_ints("contents.latents.offsets", contents.latents.offsets, np.int64),
             shapes=_ints("contents.latents.shapes", contents.latents.shapes, np.int32).reshape(-1, 3),
+            quantized=_quantized(contents.latents.quantized),
+            index_codes=contents.latents.index_codes,
         ),
         images=ImageTable(
             names=_strings("contents.images.names", img.names),
@@ -145,11 +153,45 @@ def _normalise(contents: ArchiveContents) -> ArchiveContents:
             palette_index=_ints("contents.images.palette_index", img.palette_index, np.int32),
             palettes=palettes,
             file_bytes=_ints("contents.images.file_bytes", img.file_bytes, np.int64),
+            sha256_all=None if img.sha256_all is None else _ints("contents.images.sha256_all", img.sha256_all, np.uint8),
         ),
         quality=Quality(psnr=_floats("contents.quality.psnr", contents.quality.psnr, np.float64)),
         training=training,
         writer=contents.writer or _default_writer(),
         created=contents.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        lossless=_lossless(contents.lossless),
+    )
+
+
+def _quantized(q: QuantizedLatents | None) -> QuantizedLatents | None:
+    if q is None:
+        return None
+    return QuantizedLatents(
+        step=float(q.step),
+        qmin=int(q.qmin),
+        table_of_channel=_ints("contents.latents.quantized.table_of_channel", q.table_of_channel, np.int32).reshape(-1),
+        counts=_ints("contents.latents.quantized.counts", q.counts, np.uint16),
+        stream=_ints("contents.latents.quantized.stream", q.stream, np.uint32).reshape(-1),
+    )
+
+
+def _lossless(ll: LosslessResiduals | None) -> LosslessResiduals | None:
+    if ll is None:
+        return None
+    n = "contents.lossless."
+    return LosslessResiduals(
+        act_bits=int(ll.act_bits),
+        acc_bits=int(ll.acc_bits),
+        thresholds=_ints(n + "thresholds", ll.thresholds, np.int64).reshape(-1),
+        pred_levels=int(ll.pred_levels),
+        neighbour_levels=int(ll.neighbour_levels),
+        counts=_ints(n + "counts", ll.counts, np.uint16),
+        block_bounds=_ints(n + "block_bounds", ll.block_bounds, np.int64).reshape(-1),
+        stream_offsets=_ints(n + "stream_offsets", ll.stream_offsets, np.int64).reshape(-1),
+        stream=_ints(n + "stream", ll.stream, np.uint32).reshape(-1),
+        exception_index=_ints(n + "exception_index", ll.exception_index, np.int32).reshape(-1),
+        exception_offsets=_ints(n + "exception_offsets", ll.exception_offsets, np.int64).reshape(-1),
+        exception_bytes=_ints(n + "exception_bytes", ll.exception_bytes, np.uint8).reshape(-1),
     )
 
 
@@ -189,24 +231,36 @@ def _text(group: h5py.Group, name: str, value: str) -> None:
     dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data.reshape(()), mtype=tid)
 
 
-def _tag(group: h5py.Group, encoding_type: str) -> None:
+def _tag(group: h5py.Group, encoding_type: str, version: str) -> None:
     _attr(group, "encoding-type", encoding_type)
-    _attr(group, "encoding-version", FORMAT_VERSION)
+    _attr(group, "encoding-version", version)
+
+
+def _data(group: h5py.Group, name: str, data: np.ndarray) -> None:
+    """A numeric dataset: checksummed; shuffled and deflated unless empty or scalar."""
+    opts = _PACKED if data.ndim and data.size else {}
+    group.create_dataset(name, data=data, **opts)
+
+
+def _stream(group: h5py.Group, data: np.ndarray) -> None:
+    """Range-coder words: checksummed, not deflated (they do not compress)."""
+    group.create_dataset("stream", data=data, **(_CHECKED if data.size else {}))
 
 
 def _write(f: h5py.File, c: ArchiveContents, progress: Optional[Callable[[int], Any]]) -> None:
+    version = FORMAT_VERSION if c.needs_v11 else "1.0"
     _attr(f, "encoding-type", ENCODING_TYPE)
-    _attr(f, "encoding-version", FORMAT_VERSION)
+    _attr(f, "encoding-version", version)
     _attr(f, "writer", c.writer)
     _attr(f, "created", c.created)
 
     g = f.create_group("header")
-    _tag(g, "header")
+    _tag(g, "header", version)
     for name, value in c.header.as_dict().items():
-        g.attrs[name] = np.bool_(value) if name == "beats_raw" else np.int64(value)
+        g.attrs[name] = np.bool_(value) if name in ("beats_raw", "beats_raw_stored") else np.int64(value)
 
     g = f.create_group("decoder")
-    _tag(g, "decoder")
+    _tag(g, "decoder", version)
     _attr(g, "layer_names", list(c.decoder.weights))
     _text(g, "architecture", to_json(c.decoder.architecture))
     layers = g.create_group("layers")
@@ -217,15 +271,28 @@ def _write(f: h5py.File, c: ArchiveContents, progress: Optional[Callable[[int], 
             lg.create_dataset(wname, data=arr, **_CHECKED)
 
     g = f.create_group("latents")
-    _tag(g, "latents")
+    _tag(g, "latents", version)
     lat = c.latents
     total = len(lat.values)
-    if total:
+    if lat.quantized is not None:
+        q = lat.quantized
+        _attr(g, "coding", "range-categorical")
+        g.attrs["step"] = np.float64(q.step)
+        g.attrs["qmin"] = np.int64(q.qmin)
+        _data(g, "table_of_channel", q.table_of_channel)
+        _data(g, "counts", q.counts)
+        _stream(g, q.stream)
+    elif lat.index_codes is not None:
+        _attr(g, "coding", "index")
+        _attr(g, "generator", INDEX_CODE_GENERATOR)
+        g.attrs["seed"] = np.int64(lat.index_codes.seed)
+        g.attrs["step"] = np.float64(lat.index_codes.step)
+    elif total:
         values = g.create_dataset("values", shape=(total,), dtype=np.float32, chunks=(min(total, 1 << 16),), **_CHECKED)
     else:  # h5py picks a chunk shape (and an extendable layout) for an empty dataset
         values = g.create_dataset("values", data=lat.values, **_CHECKED)
     w = len(lat)
-    for start in range(0, w, PROGRESS_IMAGES):
+    for start in range(0, w if lat.coding == "float32" else 0, PROGRESS_IMAGES):
         stop = min(start + PROGRESS_IMAGES, w)
         lo, hi = int(lat.offsets[start]), int(lat.offsets[stop])
         if hi > lo:
@@ -236,22 +303,36 @@ def _write(f: h5py.File, c: ArchiveContents, progress: Optional[Callable[[int], 
     g.create_dataset("shapes", data=lat.shapes, **_PACKED)
 
     g = f.create_group("images")
-    _tag(g, "images")
+    _tag(g, "images", version)
     img = c.images
     for name in ("names", "modes", "formats"):
         g.create_dataset(name, data=_fixed(getattr(img, name))[0], **_PACKED)
     for name in ("shapes", "sha256", "palette_index", "palettes", "file_bytes"):
         g.create_dataset(name, data=getattr(img, name), **_PACKED)
+    if img.sha256_all is not None:
+        g.create_dataset("sha256_all", data=img.sha256_all, **_CHECKED)
 
     g = f.create_group("quality")
-    _tag(g, "quality")
+    _tag(g, "quality", version)
     g.attrs["mean_psnr"] = np.float64(c.quality.mean_psnr)
     g.attrs["min_psnr"] = np.float64(c.quality.min_psnr)
     g.create_dataset("psnr", data=c.quality.psnr, **_PACKED)
 
     g = f.create_group("training")
-    _tag(g, "training")
+    _tag(g, "training", version)
     _text(g, "config", to_json(c.training))
+
+    if c.lossless is not None:
+        ll = c.lossless
+        g = f.create_group("lossless")
+        _tag(g, "lossless", version)
+        _attr(g, "predictor", "fixed-point")
+        for name in ("act_bits", "acc_bits", "pred_levels", "neighbour_levels"):
+            g.attrs[name] = np.int64(getattr(ll, name))
+        for name in ("thresholds", "counts", "block_bounds", "stream_offsets", "exception_index",
+                     "exception_offsets", "exception_bytes"):
+            _data(g, name, getattr(ll, name))
+        _stream(g, ll.stream)
 
 
 def _umask() -> int:
@@ -267,7 +348,7 @@ def write_archive(
     force: bool = False,
     progress: Optional[Callable[[int], Any]] = None,
 ) -> Path:
-    """Write `contents` to `path` as a format 1.0 archive.
+    """Write `contents` to `path` as a format 1.0 archive (1.1 when it uses 1.1 features).
 
     The archive is written to ``.NAME.tmp-XXXX`` next to `path`, read back
     and checked with `latentpack.formats.read_archive`, then moved into

@@ -36,10 +36,18 @@ def _folders(root: Path) -> dict[str, tuple[Path, dict]]:
     Image.fromarray(rng.integers(0, 256, (9, 9, 4), dtype=np.uint8), "RGBA").save(mixed / "sub" / "rgba.png")
     Image.fromarray(rng.integers(0, 256, (7, 5), dtype=np.uint8), "L").save(mixed / "sub" / "grey.png")
     Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "RGB").quantize(4).save(mixed / "pal.png")
-    return {
+    folders = {
         "dense-grey": (grey, dict(arch="dense", latent_dims=3, filters=2, epochs=2, batch_size=4)),
         "conv-mixed": (mixed, dict(arch="conv", latent_dims=2, filters=2, epochs=1, batch_size=2)),
     }
+    from latentpack.formats.schema import FORMAT_VERSION
+
+    if tuple(int(v) for v in FORMAT_VERSION.split(".")) >= (1, 1):  # lossless fixtures: extraction checks every digest, across machines
+        folders["conv-mixed-lossless"] = (mixed, dict(arch="conv", latent_dims=2, filters=2, epochs=1, batch_size=2,
+                                                     lossless=True))
+        folders["index-grey-lossless"] = (grey, dict(arch="dense", latent_dims=3, filters=2, epochs=2, batch_size=4,
+                                                     codes="index", lossless=True))
+    return folders
 
 
 def expected_facts(archive: Path) -> dict:
