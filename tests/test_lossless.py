@@ -62,6 +62,8 @@ def test_lossless_round_trip_is_bit_exact_for_every_mode(mixed_lossless, tmp_pat
     summary = json.loads(invoke("inspect", archive, "--json").output)
     assert summary["mode"] == "lossless" and summary["format_version"] == "1.1"
     assert summary["quality"]["exact_images"] == len(_files(folder))
+    assert summary["bytes"]["breakdown"]["lossless"] > 0
+    assert "lossless residuals" in invoke("inspect", archive).output
 
 
 def test_lossless_extract_of_some_names(mixed_lossless, tmp_path: Path) -> None:

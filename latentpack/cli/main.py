@@ -214,8 +214,8 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
     lines += [
         f"file on disk       {_bytes(b['archive'])}  ({b['bits_per_pixel']:.3f} bits/pixel)",
     ]
-    for key, label in (("decoder", "decoder weights"), ("latents", "latents"), ("images", "image metadata"),
-                       ("quality", "quality"), ("training", "training log"), ("overhead", "HDF5 overhead")):
+    for key, label in (("decoder", "decoder weights"), ("latents", "latents"), ("lossless", "lossless residuals"),
+                       ("images", "image metadata"), ("quality", "quality"), ("training", "training log"), ("overhead", "HDF5 overhead")):
         if key in bd:
             share = bd[key] / b["archive"] if b["archive"] else 0
             lines.append(f"  {label:<17}{_bytes(bd[key]):>12}  {share:6.1%}")
