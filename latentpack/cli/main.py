@@ -71,7 +71,7 @@ def cli() -> None:
               help="index: image i's code is generated from i and not stored; only a decoder is trained.")
 @click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quantisation step of the latents. Default: chosen (lossy: within 0.1 dB; lossless: fewest bits).")
-@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default="4", show_default=True,
+@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default="32", show_default=True,
               help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")

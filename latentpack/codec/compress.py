@@ -52,7 +52,7 @@ DEFAULT_BATCH_SIZE = 128
 #: Where latents come from: an encoder, or a rule applied to the image's index.
 CODES = ("encoder", "index")
 #: Stored bytes of each image's sha256 (the full digests are covered by /images/sha256_all).
-DEFAULT_DIGEST_BYTES = 4
+DEFAULT_DIGEST_BYTES = 32
 #: Images used to choose the latent step.
 STEP_SAMPLE = 256
 #: Lossy: the coarsest step whose PSNR stays within this of unquantised latents.
