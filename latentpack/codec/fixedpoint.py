@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from latentpack.formats.decoder_spec import DecoderSpec, LayerSpec
+from latentpack.codec.numpy_decoder import conv2d, conv2d_transpose
 
 __all__ = [
     "ACT_BITS",
@@ -113,41 +114,12 @@ def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
     return a @ b
 
 
-def _same_padding(n: int, k: int, s: int) -> tuple[int, int]:
-    out = -(-n // s)
-    total = max((out - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
-
-
 def _conv2d(x: np.ndarray, kernel: np.ndarray, strides, padding: str, exact_float: bool) -> np.ndarray:
-    kh, kw, _, cout = kernel.shape
-    sh, sw = strides
-    b, h, w, _ = x.shape
-    if padding == "same":
-        (pt, pb), (pl, pr) = _same_padding(h, kh, sh), _same_padding(w, kw, sw)
-        if pt or pb or pl or pr:
-            x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    hp, wp = x.shape[1], x.shape[2]
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    out = np.zeros((b, ho, wo, cout), dtype=np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, i : i + (ho - 1) * sh + 1 : sh, j : j + (wo - 1) * sw + 1 : sw, :]
-            out += _matmul(patch, kernel[i, j], exact_float)
-    return out
+    return conv2d(x, kernel, None, strides, padding, matmul=lambda a, b: _matmul(a, b, exact_float), dtype=np.int64)
 
 
 def _conv2d_transpose(x: np.ndarray, kernel: np.ndarray, strides, exact_float: bool) -> np.ndarray:
-    kh, kw, cout, _ = kernel.shape
-    sh, sw = strides
-    b, h, w, _ = x.shape
-    full = np.zeros((b, (h - 1) * sh + kh, (w - 1) * sw + kw, cout), dtype=np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            full[:, i : i + (h - 1) * sh + 1 : sh, j : j + (w - 1) * sw + 1 : sw, :] += _matmul(x, kernel[i, j].T, exact_float)
-    pt = max(kh - sh, 0) // 2
-    pl = max(kw - sw, 0) // 2
-    return np.ascontiguousarray(full[:, pt : pt + h * sh, pl : pl + w * sw, :])
+    return conv2d_transpose(x, kernel, None, strides, matmul=lambda a, b: _matmul(a, b, exact_float), dtype=np.int64)
 
 
 def _abs_sum_per_output(layer: LayerSpec, kernel: np.ndarray) -> int:

@@ -11,7 +11,7 @@ stored file can never run code.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,10 +44,23 @@ def _same_padding(n: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def conv2d(
-    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: Sequence[int], padding: str
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    padding: str,
+    *,
+    matmul: MatMul = np.matmul,
+    dtype: type = np.float32,
 ) -> np.ndarray:
     """2-D cross-correlation, NHWC, with Keras' 'same'/'valid' padding.
+
+    The fixed-point decoder reuses it with an exact integer ``matmul`` and an
+    int64 accumulator.
 
     Args:
         x: Input of shape (B, H, W, Cin).
@@ -55,9 +68,11 @@ def conv2d(
         bias: Shape (Cout,) or None.
         strides: (sh, sw).
         padding: "same" or "valid".
+        matmul: How two blocks are multiplied.
+        dtype: Accumulator dtype.
 
     Returns:
-        Output of shape (B, Ho, Wo, Cout), float32.
+        Output of shape (B, Ho, Wo, Cout) in ``dtype``.
     """
     kh, kw, cin, cout = kernel.shape
     sh, sw = strides
@@ -68,18 +83,24 @@ def conv2d(
             x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     hp, wp = x.shape[1], x.shape[2]
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    out = np.zeros((b, ho, wo, cout), dtype=np.float32)
+    out = np.zeros((b, ho, wo, cout), dtype=dtype)
     for i in range(kh):
         for j in range(kw):
             patch = x[:, i : i + (ho - 1) * sh + 1 : sh, j : j + (wo - 1) * sw + 1 : sw, :]
-            out += patch @ kernel[i, j]
+            out += matmul(patch, kernel[i, j])
     if bias is not None:
         out += bias
     return out
 
 
 def conv2d_transpose(
-    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides: Sequence[int]
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    strides: Sequence[int],
+    *,
+    matmul: MatMul = np.matmul,
+    dtype: type = np.float32,
 ) -> np.ndarray:
     """Transposed 2-D convolution with Keras' 'same' padding (output = input * stride).
 
@@ -92,24 +113,26 @@ def conv2d_transpose(
         kernel: Shape (kh, kw, Cout, Cin) (Keras' layout).
         bias: Shape (Cout,) or None.
         strides: (sh, sw).
+        matmul: How two blocks are multiplied.
+        dtype: Accumulator dtype.
 
     Returns:
-        Output of shape (B, H*sh, W*sw, Cout), float32.
+        Output of shape (B, H*sh, W*sw, Cout) in ``dtype``.
     """
     kh, kw, cout, _ = kernel.shape
     sh, sw = strides
     b, h, w, _ = x.shape
-    full = np.zeros((b, (h - 1) * sh + kh, (w - 1) * sw + kw, cout), dtype=np.float32)
+    full = np.zeros((b, (h - 1) * sh + kh, (w - 1) * sw + kw, cout), dtype=dtype)
     for i in range(kh):
         for j in range(kw):
-            full[:, i : i + (h - 1) * sh + 1 : sh, j : j + (w - 1) * sw + 1 : sw, :] += x @ kernel[i, j].T
+            full[:, i : i + (h - 1) * sh + 1 : sh, j : j + (w - 1) * sw + 1 : sw, :] += matmul(x, kernel[i, j].T)
     ho, wo = h * sh, w * sw
     pt = max(kh - sh, 0) // 2
     pl = max(kw - sw, 0) // 2
     out = full[:, pt : pt + ho, pl : pl + wo, :]
     if bias is not None:
         out = out + bias
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return np.ascontiguousarray(out, dtype=dtype)
 
 
 class NumpyDecoder:
