@@ -147,6 +147,27 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.bar.update(1)
 
 
+def _seeded(epochs: int, batch_size: int, seed: int) -> None:
+    """Check the loop's arguments and make the run repeatable."""
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _fit(model: keras.Model, data, *, epochs: int, steps: int, learning_rate: float,
+         progress: ProgressFactory | None) -> tuple[list[float], float]:
+    """Adam with cosine decay on MSE; returns the loss per epoch and the seconds taken."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    start = time.perf_counter()
+    with (progress or null_progress)("Training", epochs * steps) as bar:
+        history = model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+    return [float(v) for v in history.history.get("loss", [])], time.perf_counter() - start
+
+
 def train_autoencoder(
     folder: ImageFolder,
     design: CodecDesign,
@@ -172,31 +193,18 @@ def train_autoencoder(
     Returns:
         The encoder and the exported decoder weights.
     """
-    if epochs < 1:
-        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    _seeded(epochs, batch_size, seed)
     ae = build_autoencoder(design.encoder, design.decoder)
     steps = _steps_per_epoch(folder, design, batch_size)
     if design.arch == "dense":
         data = _WholeImages(folder, batch_size, seed)
     else:
         data = _Patches(folder, batch_size, seed, _patch_size(folder, design.stride), steps)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    ae.model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-    start = time.perf_counter()
-    callbacks = []
-    bar_cm = (progress or null_progress)("Training", epochs * steps)
-    with bar_cm as bar:
-        callbacks.append(_ProgressCallback(bar))
-        history = ae.model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
-    seconds = time.perf_counter() - start
+    loss, seconds = _fit(ae.model, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
     return TrainResult(
         encoder=ae.encoder,
         decoder=export_decoder(ae.decoder, design.decoder),
-        loss=[float(v) for v in history.history.get("loss", [])],
+        loss=loss,
         epochs=epochs,
         steps_per_epoch=steps,
         seconds=seconds,
@@ -229,29 +237,20 @@ def train_decoder(
     """
     if design.arch != "dense":
         raise ValueError(f"`design` must be dense (equal-sized images) for generated codes, got {design.arch!r}")
-    if epochs < 1:
-        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    _seeded(epochs, batch_size, seed)
     from latentpack.codec.model import build_model
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
     decoder = build_model(design.decoder, "g_s")
     data = _CodedImages(folder, codes, batch_size, seed)
     steps = len(data)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    decoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-    start = time.perf_counter()
-    with (progress or null_progress)("Training", epochs * steps) as bar:
-        history = decoder.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+    loss, seconds = _fit(decoder, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
     return TrainResult(
         encoder=None,
         decoder=export_decoder(decoder, design.decoder),
-        loss=[float(v) for v in history.history.get("loss", [])],
+        loss=loss,
         epochs=epochs,
         steps_per_epoch=steps,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
 
 
