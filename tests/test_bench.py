@@ -172,3 +172,23 @@ def test_bench_does_not_import_tensorflow() -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"
+
+
+class _Unregistered(Codec):
+    """Known here but not to the worker process, so its encode fails there."""
+
+    name = "unregistered"
+
+    def encode(self, folder: Path, store: Path) -> None:  # pragma: no cover - runs nowhere
+        raise AssertionError
+
+    def decode(self, store: Path, restored: Path) -> None:  # pragma: no cover - runs nowhere
+        raise AssertionError
+
+
+def test_a_failing_codec_is_reported_and_the_others_still_run(tiny_folder: Path) -> None:
+    result = run_bench(tiny_folder, [_Unregistered(), make_codec("png")], limit=2, log=lambda m: None)
+    failed, png = result.entries
+    assert failed.error.startswith("encode failed (exit 1)") and "unregistered" in failed.error
+    assert failed.quality is None
+    assert png.error is None and png.quality.lossless

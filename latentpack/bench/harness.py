@@ -267,6 +267,57 @@ def _tail(path: Path, n: int = 1500) -> str:
         return ""
 
 
+def _run_entry(codec: Codec, images: Sequence[tuple[str, Path, int]], staged: Path, run_dir: Path,
+               result: BenchResult, sampled: Sequence[int], env: dict[str, str], log: Log) -> Entry:
+    """Encode, count, decode and compare one codec at one setting (errors land in the entry)."""
+    entry = Entry(codec.name, codec.setting, dict(codec.params))
+    why = codec.missing()
+    if why:
+        entry.skipped = why
+        result.notes.append(f"{codec.name} skipped: {why}")
+        log(f"skipped ({why})")
+        return entry
+    store, restored, log_path, facts = (run_dir / "store", run_dir / "restored", run_dir / "log.txt",
+                                        run_dir / "facts.json")
+    store.mkdir(parents=True)
+    entry.store = os.path.relpath(store, run_dir.parent)
+    worker = [sys.executable, "-m", "latentpack.bench.worker"]
+    params = json.dumps(codec.params)
+
+    log(f"compressing {len(images):,} image(s)")
+    entry.compress = run_measured([*worker, "encode", codec.name, params, str(staged), str(store), str(facts)],
+                                  log_path, env)
+    if entry.compress.exit_code != 0:
+        entry.error = f"encode failed (exit {entry.compress.exit_code}): {_tail(log_path)}"
+        log(entry.error)
+        return entry
+    entry.bytes, entry.files = _tree_bytes(store)
+    entry.bpp = entry.bytes * 8 / result.pixels
+    entry.details = json.loads(facts.read_text()) if facts.is_file() else {}
+
+    log("extracting")
+    entry.extract = run_measured([*worker, "decode", codec.name, params, str(store), str(restored)], log_path, env)
+    if entry.extract.exit_code != 0:
+        entry.error = f"decode failed (exit {entry.extract.exit_code}): {_tail(log_path)}"
+        log(entry.error)
+        return entry
+    if entry.extract.wall_s > 0:
+        entry.extract_images_per_s = len(images) / entry.extract.wall_s
+
+    try:
+        entry.quality = q = _measure_quality(images, restored, codec.restored_suffix, sampled, entry, result.originals)
+    except BenchError as exc:
+        entry.error = str(exc)
+        log(entry.error)
+        return entry
+    if codec.lossless and not q.lossless:
+        result.notes.append(f"{codec.name} claims to be lossless but {len(images) - q.exact_images} image(s) differ")
+    shown = "lossless" if q.lossless else f"{q.mean_psnr:.2f} dB mean"
+    log(f"{entry.bytes:,} bytes, {entry.bpp:.3f} bpp, {shown}, "
+        f"compress {entry.compress.wall_s:.1f}s, extract {entry.extract.wall_s:.1f}s")
+    return entry
+
+
 def run_bench(
     folder: str | os.PathLike,
     codecs: Sequence[Codec],
@@ -325,54 +376,12 @@ def run_bench(
         staged.mkdir()
         _stage(images, staged)
         for k, codec in enumerate(codecs, 1):
-            entry = Entry(codec.name, codec.setting, dict(codec.params))
-            result.entries.append(entry)
             title = f"[{k}/{len(codecs)}] {codec.name} {codec.setting}"
-            why = codec.missing()
-            if why:
-                entry.skipped = why
-                notes.append(f"{codec.name} skipped: {why}")
-                log(f"{title}: skipped ({why})")
-                continue
-            run_dir = root / f"{k:02d}-{codec.name}-{_slug(codec.setting)}"
-            store, restored, log_path = run_dir / "store", run_dir / "restored", run_dir / "log.txt"
-            store.mkdir(parents=True)
-            entry.store = os.path.relpath(store, root)
-            params = json.dumps(codec.params)
-            worker = [sys.executable, "-m", "latentpack.bench.worker"]
-            log(f"{title}: compressing {len(images):,} image(s)")
-            facts = run_dir / "facts.json"
-            entry.compress = run_measured([*worker, "encode", codec.name, params, str(staged), str(store), str(facts)],
-                                          log_path, env)
-            if entry.compress.exit_code != 0:
-                entry.error = f"encode failed (exit {entry.compress.exit_code}): {_tail(log_path)}"
-                log(f"{title}: {entry.error}")
-                continue
-            entry.bytes, entry.files = _tree_bytes(store)
-            entry.bpp = entry.bytes * 8 / pixels
-            entry.details = json.loads(facts.read_text()) if facts.is_file() else {}
-            log(f"{title}: extracting")
-            entry.extract = run_measured([*worker, "decode", codec.name, params, str(store), str(restored)], log_path, env)
-            if entry.extract.exit_code != 0:
-                entry.error = f"decode failed (exit {entry.extract.exit_code}): {_tail(log_path)}"
-                log(f"{title}: {entry.error}")
-                continue
-            entry.extract_images_per_s = len(images) / entry.extract.wall_s if entry.extract.wall_s > 0 else None
-            try:
-                entry.quality = _measure_quality(images, restored, codec.restored_suffix, sampled, entry, result.originals)
-            except BenchError as exc:
-                entry.error = str(exc)
-                log(f"{title}: {entry.error}")
-                continue
-            if codec.lossless and not entry.quality.lossless:
-                notes.append(f"{codec.name} claims to be lossless but {len(images) - entry.quality.exact_images} "
-                             "image(s) differ")
-            q = entry.quality
-            shown = "lossless" if q.lossless else f"{q.mean_psnr:.2f} dB mean"
-            log(f"{title}: {entry.bytes:,} bytes, {entry.bpp:.3f} bpp, {shown}, "
-                f"compress {entry.compress.wall_s:.1f}s, extract {entry.extract.wall_s:.1f}s")
-            if not keep:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            entry = _run_entry(codec, images, staged, root / f"{k:02d}-{codec.name}-{_slug(codec.setting)}",
+                               result, sampled, env, lambda m, t=title: log(f"{t}: {m}"))
+            result.entries.append(entry)
+            if not keep and entry.store:
+                shutil.rmtree(root / Path(entry.store).parent, ignore_errors=True)
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
