@@ -45,6 +45,19 @@ def _codecs(names: list[str], rates: list[int] | None, qualities: list[int], lat
     return codecs
 
 
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed; rebuilt from the options given when called from Python."""
+    if sys.argv[1:2] == ["bench"]:
+        return shlex.join(["latentpack", *sys.argv[1:]])
+    words = ["latentpack", "bench", str(ctx.params["folder"])]
+    for param in ctx.command.params:
+        if param.name != "folder" and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE:
+            value = ctx.params[param.name]
+            value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            words += [param.opts[0], value]
+    return shlex.join(words)
+
+
 @click.command()
 @click.argument("folder", type=click.Path(path_type=pathlib.Path, file_okay=False, exists=True))
 @click.option("--codecs", "codec_names", default=",".join(CODECS), show_default=True, callback=_codec_list,
@@ -106,9 +119,9 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
 
     options = {"codecs": codec_names, "rates": rates, "epochs": epochs, "arch": arch, "filters": filters,
                "batch_size": batch_size, "qualities": qualities, "limit": limit, "seed": seed}
-    data = result_json(result, machine=machine_info(), command=shlex.join(["latentpack", *sys.argv[1:]]),
-                       options=options)
-    table = format_table(result)
+    command = _command_line(click.get_current_context())
+    data = result_json(result, machine=machine_info(), command=command, options=options)
+    table = f"$ {command}\n{format_table(result)}"
     if json_out is not None and str(json_out) == "-":
         click.echo(table, err=True)
         click.echo(json.dumps(data, indent=2, allow_nan=False))
