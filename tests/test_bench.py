@@ -81,7 +81,7 @@ def test_bench_end_to_end_json(tiny_folder: Path, tmp_path: Path) -> None:
             assert im.format == "PNG" and im.width > 50
 
 
-@pytest.mark.parametrize("name", [n for n, cls in CODECS.items() if cls.lossless])
+@pytest.mark.parametrize("name", [n for n, cls in CODECS.items() if cls.lossless and not n.startswith("latentpack")])
 def test_lossless_codec_round_trip_identity(name: str, mixed_folder: Path, tmp_path: Path) -> None:
     codec = make_codec(name)
     if codec.missing():

@@ -50,6 +50,7 @@ __all__ = [
     "XzCodec",
     "ZstdCodec",
     "LatentpackCodec",
+    "LatentpackLosslessCodec",
     "CODECS",
     "DEFAULT_QUALITIES",
     "make_codec",
@@ -363,10 +364,33 @@ class LatentpackCodec(Codec):
         extract_archive(store / self.archive_name, restored)
 
 
+class LatentpackLosslessCodec(LatentpackCodec):
+    """latentpack's lossless mode (``compress --lossless``), where this latentpack has one."""
+
+    name = "latentpack-lossless"
+    lossless = True
+
+    def __init__(self, **params: Any):
+        super().__init__(**params, lossless=True)
+
+    @property
+    def setting(self) -> str:
+        return "lossless, " + super().setting
+
+    def missing(self) -> str | None:
+        import inspect
+
+        from latentpack.codec.compress import compress_folder
+
+        if "lossless" not in inspect.signature(compress_folder).parameters:
+            return "this latentpack has no lossless mode yet"
+        return None
+
+
 #: Every codec the bench knows, by name, in report order.
 CODECS: dict[str, type[Codec]] = {
     cls.name: cls
-    for cls in (LatentpackCodec, PngCodec, WebpLosslessCodec, JxlLosslessCodec, XzCodec, ZstdCodec,
+    for cls in (LatentpackCodec, LatentpackLosslessCodec, PngCodec, WebpLosslessCodec, JxlLosslessCodec, XzCodec, ZstdCodec,
                 WebpCodec, JpegCodec, AvifCodec, JxlCodec)
 }
 
@@ -387,6 +411,6 @@ def make_codec(name: str, **params: Any) -> Codec:
 def default_params(name: str, qualities: tuple[int, ...] = DEFAULT_QUALITIES) -> list[dict[str, Any]]:
     """The settings a baseline is run at: each quality if lossy, one run if lossless."""
     cls = CODECS[name]
-    if cls.lossless:
+    if cls.lossless or issubclass(cls, LatentpackCodec):
         return [{}]
     return [{"quality": q} for q in qualities]

@@ -12,7 +12,7 @@ from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, Codec, default_pa
 
 __all__ = ["bench"]
 
-_LOSSY_BASELINES = [name for name, cls in CODECS.items() if not cls.lossless and name != "latentpack"]
+_LOSSY_BASELINES = [name for name, cls in CODECS.items() if not cls.lossless and not name.startswith("latentpack")]
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -40,6 +40,8 @@ def _codecs(names: list[str], rates: list[int] | None, qualities: list[int], lat
     for name in names:
         if name == "latentpack":
             codecs += [make_codec(name, latent_dims=y, **latentpack_params) for y in (rates or [None])]
+        elif name == "latentpack-lossless":  # one run: its size depends little on y, which it may choose
+            codecs.append(make_codec(name, **latentpack_params))
         else:
             codecs += [make_codec(name, **p) for p in default_params(name, tuple(qualities))]
     return codecs
