@@ -16,6 +16,7 @@ from PIL import Image
 
 from latentpack.bench import CODECS, Codec, make_codec, run_bench
 from latentpack.bench.harness import choose_sample, select_images
+from latentpack.bench.report import markdown_table
 from latentpack.cli import cli
 from latentpack.folder import scan_folder
 from latentpack.images import open_image
@@ -76,6 +77,7 @@ def test_bench_end_to_end_json(tiny_folder: Path, tmp_path: Path) -> None:
     assert {"read", "train", "encode", "measure", "write"} <= set(lp["details"]["compress_phases_s"])
     assert data["extract_speed_vs_webp"][0]["ratio"] > 0
     assert "png" in result.output and "lossless" in result.output
+    assert "| png | lossless |" in markdown_table(data)
     for png_file in (plot, sheet):
         with Image.open(png_file) as im:
             assert im.format == "PNG" and im.width > 50

@@ -15,7 +15,7 @@ from typing import Any
 
 from latentpack.bench.harness import BenchResult, Entry
 
-__all__ = ["entry_json", "result_json", "extract_speed", "format_table", "plot_rate_distortion"]
+__all__ = ["entry_json", "result_json", "extract_speed", "format_table", "markdown_table", "plot_rate_distortion"]
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -179,3 +179,25 @@ def plot_rate_distortion(result: BenchResult, path: str | Path, title: str | Non
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def markdown_table(data: dict[str, Any]) -> str:
+    """A bench's JSON (`result_json`) as a Markdown table, for docs/BENCHMARKS.md."""
+    lines = [
+        "| codec | setting | bytes | bpp | mean PSNR (dB) | min PSNR (dB) | compress s | extract s "
+        "| compress RSS MB | extract RSS MB | extract images/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for e in data["entries"]:
+        if e["skipped"] or e["error"]:
+            lines.append(f"| {e['name']} | {e['setting']} | {'skipped: ' + e['skipped'] if e['skipped'] else 'failed'} "
+                         "| | | | | | | | |")
+            continue
+        exact = "lossless" if e["lossless"] else None
+        lines.append(
+            f"| {e['name']} | {e['setting']} | {e['bytes']:,} | {e['bpp']:.3f} "
+            f"| {exact or format(e['mean_psnr'], '.2f')} | {exact or format(e['min_psnr'], '.2f')} "
+            f"| {e['compress_s']:.1f} | {e['extract_s']:.1f} | {e['compress_peak_rss_mb']:.0f} "
+            f"| {e['extract_peak_rss_mb']:.0f} | {e['extract_images_per_s']:,.0f} |"
+        )
+    return "\n".join(lines)
