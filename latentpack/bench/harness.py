@@ -8,9 +8,10 @@
         PSNR of restored/ against the natural pixels of input/, image by image
 
 Every encode and decode runs in a child process of its own
-(``python -m latentpack.bench.worker``), waited for with ``os.wait4``, so its
-peak resident memory is that process's alone and TensorFlow is loaded only
-where latentpack compresses. Quality is measured in this process, streaming
+(``python -m latentpack.bench.worker``), so its wall time and peak resident
+memory are that codec's alone (the worker reports its own peak, ``VmHWM``,
+falling back to ``os.wait4``'s figure where there is no ``/proc``), and
+TensorFlow is loaded only where latentpack compresses. Quality is measured in this process, streaming
 one image at a time, so no folder is ever held in memory.
 """
 from __future__ import annotations
@@ -131,7 +132,9 @@ def run_measured(argv: Sequence[str], log_path: Path, env: dict[str, str] | None
     """Run a command as a child process and measure it.
 
     Peak RSS comes from ``os.wait4``'s resource usage of the child (on Linux
-    the largest of the child and the descendants it waited for).
+    the largest of the child and the descendants it waited for; note that it
+    also counts this process's own size when the child was spawned, which is
+    why the bench worker reports its own peak as well).
 
     Args:
         argv: The command.
@@ -277,26 +280,35 @@ def _run_entry(codec: Codec, images: Sequence[tuple[str, Path, int]], staged: Pa
         result.notes.append(f"{codec.name} skipped: {why}")
         log(f"skipped ({why})")
         return entry
-    store, restored, log_path, facts = (run_dir / "store", run_dir / "restored", run_dir / "log.txt",
-                                        run_dir / "facts.json")
+    store, restored, log_path = run_dir / "store", run_dir / "restored", run_dir / "log.txt"
     store.mkdir(parents=True)
     entry.store = os.path.relpath(store, run_dir.parent)
-    worker = [sys.executable, "-m", "latentpack.bench.worker"]
     params = json.dumps(codec.params)
 
+    def step(name: str, source: Path, target: Path) -> tuple[Measured, dict[str, Any]]:
+        report = run_dir / f"{name}.json"
+        argv = [sys.executable, "-m", "latentpack.bench.worker", name, codec.name, params, str(source), str(target),
+                str(report)]
+        measured = run_measured(argv, log_path, env)
+        facts: dict[str, Any] = {}
+        if measured.exit_code == 0 and report.is_file():
+            data = json.loads(report.read_text())
+            facts = data.get("facts") or {}
+            if data.get("peak_rss_mb") is not None:  # the worker's own figure (see latentpack.bench.worker)
+                measured.peak_rss_mb = float(data["peak_rss_mb"])
+        return measured, facts
+
     log(f"compressing {len(images):,} image(s)")
-    entry.compress = run_measured([*worker, "encode", codec.name, params, str(staged), str(store), str(facts)],
-                                  log_path, env)
+    entry.compress, entry.details = step("encode", staged, store)
     if entry.compress.exit_code != 0:
         entry.error = f"encode failed (exit {entry.compress.exit_code}): {_tail(log_path)}"
         log(entry.error)
         return entry
     entry.bytes, entry.files = _tree_bytes(store)
     entry.bpp = entry.bytes * 8 / result.pixels
-    entry.details = json.loads(facts.read_text()) if facts.is_file() else {}
 
     log("extracting")
-    entry.extract = run_measured([*worker, "decode", codec.name, params, str(store), str(restored)], log_path, env)
+    entry.extract, _ = step("decode", store, restored)
     if entry.extract.exit_code != 0:
         entry.error = f"decode failed (exit {entry.extract.exit_code}): {_tail(log_path)}"
         log(entry.error)

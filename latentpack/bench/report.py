@@ -150,7 +150,7 @@ def plot_rate_distortion(result: BenchResult, path: str | Path, title: str | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(8.5, 4.8), dpi=100)
     families: dict[str, list[Entry]] = {}
@@ -166,11 +166,11 @@ def plot_rate_distortion(result: BenchResult, path: str | Path, title: str | Non
             ax.plot([e.bpp for e in lossy], [e.quality.mean_psnr for e in lossy], marker=markers[k % len(markers)],
                     label=name, **style)
         for e in exact:
-            ax.axvline(e.bpp, linestyle=":", color=f"C{k % 10}", label=f"{name} (lossless)")
+            ax.axvline(e.bpp, linestyle=(0, (1, 1 + k % 3)), color=f"C{k % 10}", label=f"{name} (lossless)")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.xaxis.set_major_locator(FixedLocator([m * 10.0**e for e in range(-3, 4) for m in (1, 2, 5)]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bits per pixel (whole output, log scale)")
     ax.set_ylabel("mean PSNR (dB)")
     ax.grid(True, which="both", alpha=0.3)

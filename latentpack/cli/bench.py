@@ -84,10 +84,12 @@ def _command_line(ctx: click.Context) -> str:
               help="Write a PNG of a few originals beside latentpack's reconstructions at each rate.")
 @click.option("--sample", type=click.IntRange(min=1), default=6, show_default=True,
               help="Images on the contact sheet.")
+@click.option("--crop", type=click.IntRange(min=8), default=128, show_default=True,
+              help="Larger images show one CROP x CROP window on the contact sheet.")
 @click.option("--workdir", type=click.Path(path_type=pathlib.Path, file_okay=False), default=None,
               help="Keep every codec's output here (an empty or new folder). Default: a temporary folder.")
 def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualities, limit, seed,
-          json_out, plot, sheet, sample, workdir) -> None:
+          json_out, plot, sheet, sample, crop, workdir) -> None:
     """Compress FOLDER with latentpack and with the usual baselines, and compare them.
 
     For each codec and setting: total bytes written, bits per pixel, mean and
@@ -139,7 +141,7 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
         from latentpack.bench.contact_sheet import contact_sheet
 
         try:
-            contact_sheet(result, sheet, seed=seed)
+            contact_sheet(result, sheet, crop=crop, seed=seed)
             log(f"wrote {sheet}")
         except ValueError as exc:
             log(f"no contact sheet: {exc}")
