@@ -239,3 +239,8 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="latentpack")
+
+
+from latentpack.cli.bench import bench  # noqa: E402  (the bench lives in its own module)
+
+cli.add_command(bench)

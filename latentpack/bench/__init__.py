@@ -1,0 +1,20 @@
+"""``latentpack bench``: latentpack against the codecs a user would reach for.
+
+    codecs.py         the `Codec` interface and the baselines (PNG, WebP, JPEG,
+                      AVIF, JPEG XL, xz/zstd of raw pixels, latentpack itself)
+    worker.py         runs one encode or decode in a child process
+    harness.py        runs the codecs on a folder and measures each
+    report.py         table, JSON and rate-distortion plot
+    contact_sheet.py  originals beside their reconstructions
+    machine.py        the machine and versions a run used
+
+Importing this package never imports TensorFlow; only a latentpack encode,
+in its own child process, does.
+"""
+from __future__ import annotations
+
+from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, Codec, default_params, make_codec
+from latentpack.bench.harness import BenchError, BenchResult, Entry, run_bench
+
+__all__ = ["CODECS", "DEFAULT_QUALITIES", "Codec", "default_params", "make_codec",
+           "BenchError", "BenchResult", "Entry", "run_bench"]
