@@ -9,15 +9,31 @@ from latentpack.codec.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import SpecError, validate_architecture
 
 
-def test_auto_picks_dense_for_equal_small_images_and_conv_otherwise() -> None:
-    assert design_codec([(28, 28)] * 10, "L").arch == "dense"
+def test_auto_picks_by_size_and_folder() -> None:
+    # equal small images: the fully connected design once its decoder fits the budget
+    assert design_codec([(28, 28)] * 70_000, "L").arch == "mlp"
+    assert design_codec([(28, 28)] * 10, "L").arch == "dense"  # too few images for any mlp width
     assert design_codec([(28, 28), (30, 20)], "RGB").arch == "conv"
     assert design_codec([(512, 768)] * 3, "RGB").arch == "conv"
 
 
-def test_dense_refuses_mixed_sizes() -> None:
+def test_auto_keeps_its_choice_when_the_width_is_given() -> None:
+    assert design_codec([(28, 28)] * 70_000, "L", filters=32).arch == "mlp"
+    assert design_codec([(28, 28)] * 70_000, "L", filters=32).filters == 32
+
+
+def test_mlp_width_follows_the_budget() -> None:
+    for w in (10_000, 70_000):
+        design = design_codec([(28, 28)] * w, "L", arch="mlp")
+        assert design.decoder_scalars * 32 <= 0.1 * w * 28 * 28 * 8
+    assert design_codec([(28, 28)] * 10_000, "L", arch="mlp").filters < design.filters
+    assert design_codec([(28, 28)] * 70_000, "L", arch="mlp").latent_shape(28, 28) == (1, 1, 49)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dense"])
+def test_vector_designs_refuse_mixed_sizes(arch) -> None:
     with pytest.raises(ValueError, match="arch"):
-        design_codec([(28, 28), (10, 10)], "L", arch="dense")
+        design_codec([(28, 28), (10, 10)], "L", arch=arch)
 
 
 def test_latent_dims_must_be_positive() -> None:
@@ -38,6 +54,7 @@ def test_capacity_grows_with_the_folder() -> None:
     [
         ([(28, 28)], "L", "dense", None),
         ([(30, 41)], "RGBA", "dense", None),
+        ([(12, 10)], "RGB", "mlp", None),
         ([(40, 50), (13, 9)], "RGB", "conv", (3, 4)),
         ([(16, 16)], "LA", "conv", (2, 2)),
     ],

@@ -115,6 +115,22 @@ def test_thresholds_invert_the_activation() -> None:
         compute_thresholds("softmax")
 
 
+def test_mlp_design_runs_in_fixed_point() -> None:
+    """The fully connected design ends with weights (a 1x1 convolution), so lossless archives can use it."""
+    from latentpack.codec.design import design_codec
+    from latentpack.codec.numpy_decoder import NumpyDecoder
+    from latentpack.codec.reconstruct import to_uint8
+
+    spec = validate_architecture(design_codec([(6, 5)], "RGB", arch="mlp", latent_dims=4, filters=8).decoder)
+    weights = _weights(spec, np.random.default_rng(4))
+    fp = FixedPointDecoder(spec, weights, STEP, compute_thresholds("sigmoid"))
+    q = np.random.default_rng(5).integers(-12, 13, (6, 1, 1, 4))
+    got = fp(q)
+    assert got.dtype == np.uint8 and got.shape == (6, 6, 5, 3)
+    ref = to_uint8(NumpyDecoder(spec, weights)(q.astype(np.float32) * STEP))
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
 def test_hidden_sigmoid_is_refused() -> None:
     arch = dense_architecture(4)
     arch["layers"][1]["config"]["activation"] = "sigmoid"

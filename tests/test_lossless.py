@@ -172,3 +172,19 @@ def test_index_codes_store_no_latents_and_round_trip(ramps: Path, tmp_path: Path
     exact = tmp_path / "index-exact.lpk"
     assert invoke("compress", ramps, "-o", exact, *args[:-4], "--epochs", "2", "--lossless").exit_code == 0
     assert invoke("verify", exact, ramps).exit_code == 0
+
+
+def test_mlp_archive_round_trips_lossy_and_lossless(easy_folder: Path, tmp_path: Path) -> None:
+    """The fully connected design end to end: chosen by name, lossy quality, bit-exact lossless."""
+    lossy, exact = tmp_path / "lossy.lpk", tmp_path / "exact.lpk"
+    args = ["--arch", "mlp", "-y", "4", "--filters", "32", "--epochs", "60", "--batch-size", "8"]
+    assert invoke("compress", easy_folder, "-o", lossy, *args).exit_code == 0
+    summary = json.loads(invoke("inspect", lossy, "--json").output)
+    assert summary["training"]["arch"] == "mlp"
+    assert summary["quality"]["mean_psnr"] > 25.0  # smooth ramps: an easy floor
+    assert invoke("compress", easy_folder, "-o", exact, *args, "--lossless").exit_code == 0
+    out = tmp_path / "out"
+    assert invoke("extract", exact, "-o", out).exit_code == 0
+    assert _files(out) == _files(easy_folder)
+    for name in _files(easy_folder):
+        assert open_image(out / name).sha256 == open_image(easy_folder / name).sha256, name

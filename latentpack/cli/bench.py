@@ -67,7 +67,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--rates", "--latent-dims", "rates", callback=_int_list, default=None,
               help="latentpack's -y values, comma-separated (e.g. 8,16,32). Default: one run, y chosen by latentpack.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="latentpack training epochs (default: its own).")
-@click.option("--arch", type=click.Choice(["auto", "dense", "conv"]), default="auto", show_default=True,
+@click.option("--arch", type=click.Choice(["auto", "mlp", "dense", "conv"]), default="auto", show_default=True,
               help="latentpack architecture.")
 @click.option("--filters", type=click.IntRange(min=1), default=None, help="latentpack decoder width.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="latentpack batch size.")

@@ -57,11 +57,11 @@ def cli() -> None:
 @click.option("-o", "--output", "archive", required=True, type=click.Path(path_type=pathlib.Path, dir_okay=False),
               help="Archive to write.")
 @click.option("-y", "--latent-dims", type=click.IntRange(min=1), default=None,
-              help="Latents per image (dense) or latent channels (conv). Default: chosen from the image size.")
+              help="Latents per image (mlp, dense) or latent channels (conv). Default: chosen from the image size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs. Default: about 12,000 steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--arch", type=click.Choice(["auto", "dense", "conv"]), default="auto", show_default=True,
-              help="dense: one latent vector per equal-sized image; conv: a latent grid, any sizes.")
+@click.option("--arch", type=click.Choice(["auto", "mlp", "dense", "conv"]), default="auto", show_default=True,
+              help="mlp (fully connected) or dense (conv layers into a dense bottleneck): one latent vector per equal-sized image; conv: a latent grid, any sizes.")
 @click.option("--filters", type=click.IntRange(min=1), default=None, help="Decoder width. Default: from the size budget.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Same folder and seed give the same archive contents.")

@@ -207,10 +207,10 @@ def compress_folder(
     Args:
         folder: The image folder (read recursively; hidden files skipped).
         archive: The archive to write.
-        latent_dims: ``y`` for dense, latent channels for conv; None picks.
+        latent_dims: ``y`` for mlp and dense, latent channels for conv; None picks.
         epochs: Training epochs; None picks about 12,000 optimiser steps.
         batch_size: Images (or patches) per training step.
-        arch: ``auto``, ``dense`` or ``conv``.
+        arch: ``auto``, ``mlp``, ``dense`` or ``conv``.
         filters: Decoder width; None picks from the size budget.
         seed: Random seed (same folder and seed give the same archive
             contents on the same machine).
@@ -272,8 +272,8 @@ def compress_folder(
         w = len(staged)
         t = time.perf_counter()
         if codes == "index":
-            if design.arch != "dense":
-                raise ValueError("`codes` index needs images of one size (the dense architecture)")
+            if not design.one_vector:
+                raise ValueError("`codes` index needs images of one size (the mlp or dense architecture)")
             shapes = np.tile(np.array([[1, 1, design.latent_dims]], dtype=np.int32), (w, 1))
             offsets = (np.arange(w + 1, dtype=np.int64) * design.latent_dims)
             step = latent_step or DEFAULT_STEP

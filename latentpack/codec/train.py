@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from latentpack.codec import quiet_tensorflow
+from latentpack.codec.allocator import keep_freed_memory
 from latentpack.codec.design import CodecDesign
 from latentpack.folder import ImageFolder
 from latentpack.progress import ProgressFactory, null_progress
 
 quiet_tensorflow()
+keep_freed_memory()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -31,8 +33,10 @@ __all__ = ["TrainResult", "train_autoencoder", "train_decoder", "encode_folder",
 
 #: Side of the square training patches of the ``conv`` architecture.
 PATCH_SIZE = 64
-#: ``default_epochs`` aims at about this many optimiser steps.
-TARGET_STEPS = 12000
+#: ``default_epochs`` aims at about this many optimiser steps, by
+#: architecture: a step of the fully connected ``mlp`` costs about a fifth of
+#: a ``dense`` or ``conv`` step on a CPU, so it gets more of them.
+TARGET_STEPS = {"mlp": 24000, "dense": 12000, "conv": 12000}
 MAX_EPOCHS = 300
 
 
@@ -125,7 +129,7 @@ def _patch_size(folder: ImageFolder, stride: int) -> int:
 
 
 def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
-    if design.arch == "dense":
+    if design.one_vector:
         return math.ceil(len(folder) / batch_size)
     p = _patch_size(folder, design.stride)
     pixels = sum(im.height * im.width for im in folder.images)
@@ -135,7 +139,7 @@ def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) 
 def default_epochs(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
     """Epochs that give about `TARGET_STEPS` optimiser steps (at least 2)."""
     steps = _steps_per_epoch(folder, design, batch_size)
-    return int(max(2, min(MAX_EPOCHS, round(TARGET_STEPS / steps))))
+    return int(max(2, min(MAX_EPOCHS, round(TARGET_STEPS[design.arch] / steps))))
 
 
 class _ProgressCallback(keras.callbacks.Callback):
@@ -196,7 +200,7 @@ def train_autoencoder(
     _seeded(epochs, batch_size, seed)
     ae = build_autoencoder(design.encoder, design.decoder)
     steps = _steps_per_epoch(folder, design, batch_size)
-    if design.arch == "dense":
+    if design.one_vector:
         data = _WholeImages(folder, batch_size, seed)
     else:
         data = _Patches(folder, batch_size, seed, _patch_size(folder, design.stride), steps)
@@ -235,8 +239,8 @@ def train_decoder(
     Returns:
         The exported decoder (``encoder`` is None).
     """
-    if design.arch != "dense":
-        raise ValueError(f"`design` must be dense (equal-sized images) for generated codes, got {design.arch!r}")
+    if not design.one_vector:
+        raise ValueError(f"`design` must be mlp or dense (equal-sized images) for generated codes, got {design.arch!r}")
     _seeded(epochs, batch_size, seed)
     from latentpack.codec.model import build_model
 
@@ -274,7 +278,7 @@ def encode_folder(
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     values = np.empty(int(offsets[-1]), dtype=np.float32)
     with (progress or null_progress)("Encoding", w) as bar:
-        if design.arch == "dense":
+        if design.one_vector:
             for start in range(0, w, batch_size):
                 idx = range(start, min(w, start + batch_size))
                 x = folder.batch(idx).astype(np.float32) / 255.0
