@@ -194,3 +194,11 @@ def test_a_failing_codec_is_reported_and_the_others_still_run(tiny_folder: Path)
     assert failed.error.startswith("encode failed (exit 1)") and "unregistered" in failed.error
     assert failed.quality is None
     assert png.error is None and png.quality.lossless
+
+
+def test_latentpack_lossless_codec_rebuilds_from_its_params() -> None:
+    """The worker process rebuilds each codec from its params; lossless must survive the trip."""
+    codec = make_codec("latentpack-lossless", epochs=1, latent_dims=4)
+    again = make_codec("latentpack-lossless", **json.loads(json.dumps(codec.params)))
+    assert again.params == codec.params and again.params["lossless"] is True
+    assert again.setting.startswith("lossless")

@@ -371,7 +371,8 @@ class LatentpackLosslessCodec(LatentpackCodec):
     lossless = True
 
     def __init__(self, **params: Any):
-        super().__init__(**params, lossless=True)
+        # the worker process rebuilds the codec from its params, which already say lossless
+        super().__init__(**{**params, "lossless": True})
 
     @property
     def setting(self) -> str:
