@@ -95,7 +95,24 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
             "training": {k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed",
                                                       "codes", "latent_step") if k in training},
             "skipped": _skipped(training),
+            "rate_control": _rate_control(training),
         }
+
+
+def _rate_control(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``rate_control`` record of the training log (FORMAT.md: MAY), if well-formed."""
+    rc = training.get("rate_control")
+    if not isinstance(rc, dict) or rc.get("target") not in ("psnr", "bytes"):
+        return None
+    number = (int, float)
+    if not isinstance(rc.get("value"), number) or not isinstance(rc.get("reached"), bool):
+        return None
+    out = {"target": rc["target"], "value": rc["value"], "reached": rc["reached"]}
+    if isinstance(rc.get("step"), number):
+        out["step"] = rc["step"]
+    if isinstance(rc.get("got"), number):
+        out["got"] = rc["got"]
+    return out
 
 
 def _skipped(training: dict[str, Any]) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import latentpack
 from latentpack.codec.design import ARCHS, CodecDesign, design_codec
 from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
 from latentpack.codec.latent_coding import dequantize, encode_latents, quantize_latents
+from latentpack.codec.rate import RateChoice, RateTarget, bisect_steps, step_grid
 from latentpack.codec.lossless import check_all_digests, encode_residuals, fixed_point_decoder, iter_exact, predict
 from latentpack.codec.reconstruct import iter_reconstructions, load_decoder, to_uint8
 from latentpack.codec.residual import ContextParams, count_table
@@ -147,14 +149,8 @@ def _choose_step(staged: ImageFolder, design: CodecDesign, decoder_weights, valu
     std = std if std > 0 else 1.0
     candidates = [std * 2.0**-k for k in range(0, 7)]
     w = len(staged)
-    rng = np.random.default_rng(0)
     # equal latent shapes and image sizes only: the sample is one batch
-    first = tuple(int(v) for v in shapes[0])
-    size0 = (staged.images[0].height, staged.images[0].width)
-    same = [i for i in range(w) if tuple(int(v) for v in shapes[i]) == first
-            and (staged.images[i].height, staged.images[i].width) == size0]
-    sample = sorted(rng.permutation(same)[:STEP_SAMPLE].tolist())
-    sample_values = np.concatenate([values[offsets[i] : offsets[i + 1]] for i in sample])
+    sample, sample_values, first = _step_sample(staged, values, offsets, shapes)
     if not lossless:
         decoder = load_decoder(decoder_weights)
         reference = _working_psnr(decoder, sample_values, staged, sample, first)
@@ -184,6 +180,102 @@ def _choose_step(staged: ImageFolder, design: CodecDesign, decoder_weights, valu
     return best
 
 
+def _code_latents(raw: np.ndarray, offsets: np.ndarray, shapes: np.ndarray,
+                  step: float) -> tuple[np.ndarray, np.ndarray, Latents, int]:
+    """Quantise and range-code float latents: (q, dequantised values, Latents, stored bits)."""
+    q = quantize_latents(raw, step)
+    quantized = encode_latents(q, offsets, shapes, step)
+    latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes, quantized=quantized)
+    return q, dequantize(q, step), latents, quantized.stored_bits
+
+
+def _step_sample(staged: ImageFolder, values: np.ndarray, offsets: np.ndarray,
+                 shapes: np.ndarray) -> tuple[list[int], np.ndarray, tuple]:
+    """Up to `STEP_SAMPLE` images sharing the first image's size and latent shape, and their latents."""
+    w = len(staged)
+    first = tuple(int(v) for v in shapes[0])
+    size0 = (staged.images[0].height, staged.images[0].width)
+    same = [i for i in range(w) if tuple(int(v) for v in shapes[i]) == first
+            and (staged.images[i].height, staged.images[i].width) == size0]
+    sample = sorted(np.random.default_rng(0).permutation(same)[:STEP_SAMPLE].tolist())
+    sample_values = np.concatenate([values[offsets[i] : offsets[i + 1]] for i in sample])
+    return sample, sample_values, first
+
+
+def _quality_index(staged: ImageFolder, decoder_weights, raw: np.ndarray, offsets: np.ndarray, shapes: np.ndarray,
+                   grid: list[float], target: float) -> int | None:
+    """The coarsest step of ``grid`` whose sample mean PSNR reaches ``target`` (None: none does)."""
+    sample, sample_values, first = _step_sample(staged, raw, offsets, shapes)
+    decoder = load_decoder(decoder_weights)
+
+    def reaches(step: float) -> bool:
+        x = dequantize(quantize_latents(sample_values, step), step)
+        return _working_psnr(decoder, x, staged, sample, first) >= target
+
+    return bisect_steps(grid, reaches, want_coarsest=True)
+
+
+def _meet_quality(assemble, raw: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, grid: list[float],
+                  k: int | None, target: float) -> ArchiveContents:
+    """Assemble at the sampled step; go finer while the mean over all images misses ``target``."""
+    k = len(grid) - 1 if k is None else k
+    while True:
+        q, values, latents, bits = _code_latents(raw, offsets, shapes, grid[k])
+        contents = assemble(q, values, latents, bits, grid[k])
+        got = float(contents.quality.mean_psnr)
+        if got >= target or k == len(grid) - 1:
+            contents.training["rate_control"] = RateChoice("psnr", target, grid[k], got >= target, round(got, 3)).as_json()
+            return contents
+        k += 1
+
+
+def _fit_size(assemble, raw: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, grid: list[float],
+              budget: int) -> ArchiveContents:
+    """The finest step of ``grid`` whose archive file is at most ``budget`` bytes.
+
+    The parts that do not depend on the step are measured once, from a probe
+    written at the coarsest step; the step is then chosen from the latents'
+    exact coded size, and every candidate archive is written to a temporary
+    folder and measured before it is accepted.
+
+    Raises:
+        ValueError: even the coarsest step does not fit (names what takes the room).
+    """
+    with tempfile.TemporaryDirectory(prefix="latentpack-rate-") as tmp:
+        probe = Path(tmp) / "probe.lpk"
+
+        def written(contents: ArchiveContents) -> int:
+            write_archive(probe, contents, force=True)
+            return probe.stat().st_size
+
+        def candidate(k: int) -> ArchiveContents:
+            contents = assemble(*_code_latents(raw, offsets, shapes, grid[k]), grid[k])
+            contents.training["rate_control"] = RateChoice("bytes", budget, grid[k], True, None).as_json()
+            return contents
+
+        def latent_bytes(k: int) -> int:
+            return -(-_code_latents(raw, offsets, shapes, grid[k])[3] // 8)
+
+        base = written(candidate(0)) - latent_bytes(0)  # everything but the latents
+
+        def fits(k: int) -> bool:
+            return base + latent_bytes(k) <= budget
+
+        k = bisect_steps(list(range(len(grid))), fits, want_coarsest=False)
+        k = 0 if k is None else k
+        while True:
+            contents = candidate(k)
+            size = written(contents)
+            if size <= budget:
+                return contents
+            if k == 0:
+                raise ValueError(
+                    f"the archive cannot be made {budget:,} bytes or smaller: at the coarsest latent step it takes "
+                    f"{size:,} bytes, of which the decoder takes {contents.decoder.num_scalars * 4:,} "
+                    f"(try a smaller --filters or -y, or --digest-bytes 4)")
+            k -= 1
+
+
 def compress_folder(
     folder: str | os.PathLike,
     archive: str | os.PathLike,
@@ -200,6 +292,9 @@ def compress_folder(
     codes: str = "encoder",
     latent_step: float | None = None,
     digest_bytes: int = DEFAULT_DIGEST_BYTES,
+    quality: float | None = None,
+    max_bytes: int | None = None,
+    ratio: float | None = None,
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -208,7 +303,8 @@ def compress_folder(
         folder: The image folder (read recursively; hidden files skipped).
         archive: The archive to write.
         latent_dims: ``y`` for mlp and dense, latent channels for conv; None picks.
-        epochs: Training epochs; None picks about 12,000 optimiser steps.
+        epochs: Training epochs; None picks about 24,000 (mlp) or 12,000
+            optimiser steps.
         batch_size: Images (or patches) per training step.
         arch: ``auto``, ``mlp``, ``dense`` or ``conv``.
         filters: Decoder width; None picks from the size budget.
@@ -226,6 +322,11 @@ def compress_folder(
         latent_step: Quantisation step of the latents; None chooses.
         digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32;
             below 32 a digest of all full digests is kept too).
+        quality: Target mean PSNR in dB: the coarsest latent step that
+            reaches it (see `latentpack.codec.rate`).
+        max_bytes: Target file size: the finest latent step whose archive
+            is at most this many bytes.
+        ratio: Target ratio to the raw pixels (``max_bytes = raw / ratio``).
         progress: Optional ``progress(label, total)`` factory.
 
     Returns:
@@ -249,6 +350,10 @@ def compress_folder(
         raise ValueError(f"`latent_step` must be a positive number, got {latent_step}")
     if digest_bytes not in DIGEST_BYTES:
         raise ValueError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {digest_bytes}")
+    rate = RateTarget(psnr=quality, max_bytes=max_bytes, ratio=ratio)
+    if rate.active and (lossless or codes == "index" or latent_step is not None):
+        raise ValueError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
+                         "not with `lossless`, `codes` index or `latent_step`")
     folder, archive = Path(folder), Path(archive)
     if archive.exists() and not force:
         raise FileExistsError(f"{archive} exists (use --force to replace it)")
@@ -293,81 +398,96 @@ def compress_folder(
             raw, offsets, shapes = train.encode_folder(trained.encoder, staged, design, progress=progress)
             timings["encode"] = time.perf_counter() - t
             t = time.perf_counter()
-            step = latent_step or _choose_step(staged, design, trained.decoder, raw, offsets, shapes, lossless)
-            q = quantize_latents(raw, step)
-            values = dequantize(q, step)
-            quantized = encode_latents(q, offsets, shapes, step)
+            if rate.psnr is not None:
+                grid = step_grid(float(np.std(raw)))
+                k = _quality_index(staged, trained.decoder, raw, offsets, shapes, grid, rate.psnr)
+                step = grid[len(grid) - 1 if k is None else k]
+            elif rate.active:
+                grid, k = step_grid(float(np.std(raw))), 0  # the size loop below refines k
+                step = grid[k]
+            else:
+                step = latent_step or _choose_step(staged, design, trained.decoder, raw, offsets, shapes, lossless)
+            q, values, latents, stored_latent_bits = _code_latents(raw, offsets, shapes, step)
             timings["code_latents"] = time.perf_counter() - t
-            latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes, quantized=quantized)
-            stored_latent_bits = quantized.stored_bits
         table = _image_table(staged, digest_bytes)
-        float_latents = Latents(values=values, offsets=offsets, shapes=shapes)
-        t = time.perf_counter()
-        residuals: LosslessResiduals | None = None
-        # rounded to 1/64 dB: exact binary fractions, so the stored column deflates well
-        measured = np.round(_measure_quality(staged, trained.decoder, float_latents, table, progress) * 64) / 64
-        prediction_psnr = Quality(psnr=measured).mean_psnr
-        timings["measure"] = time.perf_counter() - t
-        if lossless:
-            fp = fixed_point_decoder(trained.decoder, step)
-            names = dict(scan_folder(folder, [archive]))
 
-            def open_original(i: int):
-                from PIL import Image
-
-                with Image.open(names[table.names[i]]) as img:  # as open_image does
-                    img.load()
-                    if getattr(img, "n_frames", 1) > 1:
-                        img.seek(0)
-                    img = img.copy()
-                if img.mode in ("PA", "La", "RGBa"):
-                    img = img.convert("LA" if img.mode == "La" else "RGBA")
-                return img
-
+        def assemble(q: np.ndarray, values: np.ndarray, latents: Latents, stored_latent_bits: int,
+                     step: float) -> ArchiveContents:
+            """Measure, code the pixels (lossless) and put the archive's contents together."""
+            float_latents = Latents(values=values, offsets=offsets, shapes=shapes)
             t = time.perf_counter()
-            residuals = encode_residuals(staged.working, staged.working_mode, table, fp, q, offsets, shapes,
-                                         open_original, progress)
-            timings["code_pixels"] = time.perf_counter() - t
-            t = time.perf_counter()
-            digests = []
-            with progress("Checking", w) as bar:  # decode everything once: never write a wrong archive
-                for _, _, _, digest, _ in iter_exact(residuals, fp, q, offsets, shapes, table, staged.working_mode):
-                    digests.append(digest)
-                    bar.update(1)
-            check_all_digests(table.sha256_all, digests)
-            timings["check"] = time.perf_counter() - t
-            quality = Quality(psnr=np.full(w, np.inf))
+            residuals: LosslessResiduals | None = None
+            # rounded to 1/64 dB: exact binary fractions, so the stored column deflates well
+            measured = np.round(_measure_quality(staged, trained.decoder, float_latents, table, progress) * 64) / 64
+            prediction_psnr = Quality(psnr=measured).mean_psnr
+            timings["measure"] = time.perf_counter() - t
+            if lossless:
+                fp = fixed_point_decoder(trained.decoder, step)
+                names = dict(scan_folder(folder, [archive]))
+
+                def open_original(i: int):
+                    from PIL import Image
+
+                    with Image.open(names[table.names[i]]) as img:  # as open_image does
+                        img.load()
+                        if getattr(img, "n_frames", 1) > 1:
+                            img.seek(0)
+                        img = img.copy()
+                    if img.mode in ("PA", "La", "RGBa"):
+                        img = img.convert("LA" if img.mode == "La" else "RGBA")
+                    return img
+
+                t = time.perf_counter()
+                residuals = encode_residuals(staged.working, staged.working_mode, table, fp, q, offsets, shapes,
+                                             open_original, progress)
+                timings["code_pixels"] = time.perf_counter() - t
+                t = time.perf_counter()
+                digests = []
+                with progress("Checking", w) as bar:  # decode everything once: never write a wrong archive
+                    for _, _, _, digest, _ in iter_exact(residuals, fp, q, offsets, shapes, table, staged.working_mode):
+                        digests.append(digest)
+                        bar.update(1)
+                check_all_digests(table.sha256_all, digests)
+                timings["check"] = time.perf_counter() - t
+                quality = Quality(psnr=np.full(w, np.inf))
+            else:
+                quality = Quality(psnr=measured)
+            header = compute_header(
+                w=w, latent_counts=latents.counts, x_bits=staged.x_bits,
+                decoder_scalars=trained.decoder.num_scalars, folder_bytes=staged.folder_bytes,
+                stored_latent_bits=stored_latent_bits,
+                residual_bits=residuals.stored_bits if residuals is not None else None,
+            )
+            training: dict[str, Any] = {
+                "arch": design.arch,
+                "working_mode": design.mode,
+                "latent_dims": design.latent_dims,
+                "filters": design.filters,
+                "epochs": trained.epochs,
+                "steps_per_epoch": trained.steps_per_epoch,
+                "batch_size": batch_size,
+                "seed": seed,
+                "loss": trained.loss,
+                "codes": codes,
+                "lossless": lossless,
+                "latent_step": float(step),
+                "prediction_mean_psnr": prediction_psnr,
+                "timings": timings,
+                "platform": platform.platform(),
+            }
+            if staged.skipped:
+                training["skipped"] = [{"name": name, "reason": reason} for name, reason in staged.skipped]
+            return ArchiveContents(
+                header=header, decoder=trained.decoder, latents=latents, images=table, quality=quality,
+                training=training, writer=f"latentpack {latentpack.__version__}", lossless=residuals,
+            )
+
+        if rate.psnr is not None:
+            contents = _meet_quality(assemble, raw, offsets, shapes, grid, k, rate.psnr)
+        elif rate.active:
+            contents = _fit_size(assemble, raw, offsets, shapes, grid, rate.byte_budget(staged.x_bits // 8))
         else:
-            quality = Quality(psnr=measured)
-        header = compute_header(
-            w=w, latent_counts=latents.counts, x_bits=staged.x_bits,
-            decoder_scalars=trained.decoder.num_scalars, folder_bytes=staged.folder_bytes,
-            stored_latent_bits=stored_latent_bits,
-            residual_bits=residuals.stored_bits if residuals is not None else None,
-        )
-        training: dict[str, Any] = {
-            "arch": design.arch,
-            "working_mode": design.mode,
-            "latent_dims": design.latent_dims,
-            "filters": design.filters,
-            "epochs": trained.epochs,
-            "steps_per_epoch": trained.steps_per_epoch,
-            "batch_size": batch_size,
-            "seed": seed,
-            "loss": trained.loss,
-            "codes": codes,
-            "lossless": lossless,
-            "latent_step": float(step),
-            "prediction_mean_psnr": prediction_psnr,
-            "timings": timings,
-            "platform": platform.platform(),
-        }
-        if staged.skipped:
-            training["skipped"] = [{"name": name, "reason": reason} for name, reason in staged.skipped]
-        contents = ArchiveContents(
-            header=header, decoder=trained.decoder, latents=latents, images=table, quality=quality,
-            training=training, writer=f"latentpack {latentpack.__version__}", lossless=residuals,
-        )
+            contents = assemble(q, values, latents, stored_latent_bits, step)
         t = time.perf_counter()
         write_archive(archive, contents, force=force)
         timings["write"] = time.perf_counter() - t
