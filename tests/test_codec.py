@@ -30,6 +30,42 @@ def test_mlp_width_follows_the_budget() -> None:
     assert design_codec([(28, 28)] * 70_000, "L", arch="mlp").latent_shape(28, 28) == (1, 1, 49)
 
 
+def test_a_size_target_splits_its_bytes_between_decoder_and_latents() -> None:
+    from latentpack.codec.design import SIZE_BITS_PER_LATENT, SIZE_DECODER_SHARE
+
+    shapes = [(28, 28)] * 70_000
+    default = design_codec(shapes, "L")
+    assert design_codec(shapes, "L", byte_budget=10**9) == default  # plenty: nothing shrinks
+    for per_image, weight_bytes in ((40, 4), (40, 2), (16, 2)):
+        budget = 70_000 * per_image
+        design = design_codec(shapes, "L", byte_budget=budget, weight_bytes=weight_bytes)
+        decoder_bytes = design.decoder_scalars * weight_bytes
+        assert design.arch == "mlp" and decoder_bytes <= SIZE_DECODER_SHARE * budget
+        latent_bits = 70_000 * design.latent_dims * SIZE_BITS_PER_LATENT
+        assert 2 <= design.latent_dims < default.latent_dims
+        assert abs(decoder_bytes * 8 + latent_bits - budget * 8) <= 70_000 * SIZE_BITS_PER_LATENT  # one y of rounding
+    # float16 weights buy a wider decoder for the same bytes
+    assert (design_codec(shapes, "L", byte_budget=2_000_000, weight_bytes=2).filters
+            > design_codec(shapes, "L", byte_budget=2_000_000, weight_bytes=4).filters)
+    # a tighter budget never buys a wider decoder or more latents
+    loose = design_codec(shapes, "L", byte_budget=2_800_000)
+    tight = design_codec(shapes, "L", byte_budget=1_120_000)
+    assert tight.filters <= loose.filters and tight.latent_dims <= loose.latent_dims
+
+
+def test_a_size_target_keeps_what_the_user_gave() -> None:
+    shapes = [(28, 28)] * 70_000
+    assert design_codec(shapes, "L", byte_budget=1_000_000, filters=512).filters == 512
+    assert design_codec(shapes, "L", byte_budget=1_000_000, latent_dims=40).latent_dims == 40
+    # the convolutional design has no single y to plan: the budget leaves it alone
+    mixed = [(28, 28), (30, 20)]
+    assert design_codec(mixed, "RGB", byte_budget=1000) == design_codec(mixed, "RGB")
+    with pytest.raises(ValueError, match="byte_budget"):
+        design_codec(shapes, "L", byte_budget=0)
+    with pytest.raises(ValueError, match="weight_bytes"):
+        design_codec(shapes, "L", byte_budget=10, weight_bytes=3)
+
+
 @pytest.mark.parametrize("arch", ["mlp", "dense"])
 def test_vector_designs_refuse_mixed_sizes(arch) -> None:
     with pytest.raises(ValueError, match="arch"):

@@ -24,6 +24,12 @@ def test_grid_is_coarsest_first_in_quarter_octaves() -> None:
     assert grid[0] == 2.0 and grid[4] == pytest.approx(1.0) and grid[-1] == pytest.approx(2.0 / 4096)
     assert all(a > b for a, b in zip(grid, grid[1:]))
     assert step_grid(0.0)[0] == 1.0  # degenerate latents still give a usable grid
+    # no step so fine that the largest latent would be clipped to the coder's alphabet
+    from latentpack.codec.latent_coding import MAX_SYMBOLS
+
+    clipped = step_grid(2.0, latent_max=40.0)
+    assert min(clipped) >= 40.0 / (MAX_SYMBOLS // 2 - 1) and len(clipped) < len(grid)
+    assert clipped == grid[: len(clipped)]
 
 
 @pytest.mark.parametrize("threshold", [0, 3, 7, 12])
@@ -84,6 +90,29 @@ def test_max_size_is_met_and_recorded(trained_sizes, tmp_path: Path) -> None:
     rc = summary["rate_control"]
     assert rc["target"] == "bytes" and rc["value"] == budget and rc["reached"] is True
     assert summary["quality"]["mean_psnr"] <= base["quality"]["mean_psnr"] + 1e-9
+
+
+def test_a_roomy_size_keeps_the_quality(trained_sizes, tmp_path: Path) -> None:
+    # more room than the default archive needs: the finest usable step, never a worse one
+    folder, base = trained_sizes
+    out = tmp_path / "roomy.lpk"
+    assert invoke("compress", folder, "-o", out, *ARGS, "--max-size", base["bytes"]["archive"] + 20_000).exit_code == 0
+    summary = json.loads(invoke("inspect", out, "--json").output)
+    assert summary["quality"]["mean_psnr"] >= base["quality"]["mean_psnr"] - 0.1
+
+
+def test_a_size_target_plans_a_smaller_latent(trained_sizes, tmp_path: Path) -> None:
+    # without -y, a budget that the default y cannot meet buys fewer latents per image
+    folder, base = trained_sizes
+    args = [a for a in ARGS]
+    del args[args.index("-y"): args.index("-y") + 2]
+    budget = base["bytes"]["archive"] - base["bytes"]["breakdown"]["latents"] + 400 * 2
+    out = tmp_path / "planned.lpk"
+    result = invoke("compress", folder, "-o", out, *args, "--max-size", budget)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(invoke("inspect", out, "--json").output)
+    assert out.stat().st_size <= budget
+    assert 2 <= summary["formula"]["y"] < 16  # 16x16 greyscale: the default y is 16
 
 
 def test_ratio_is_a_size_target(trained_sizes, tmp_path: Path) -> None:

@@ -55,6 +55,9 @@ DEFAULT_BATCH_SIZE = 128
 CODES = ("encoder", "index")
 #: Stored bytes of each image's sha256 (the full digests are covered by /images/sha256_all).
 DEFAULT_DIGEST_BYTES = 32
+#: Planning a size target: image metadata besides the digest, per image, and fixed.
+METADATA_BYTES_PER_IMAGE = 4.5
+METADATA_FIXED_BYTES = 16 * 1024
 #: Images used to choose the latent step.
 STEP_SAMPLE = 256
 #: Lossy: the coarsest step whose PSNR stays within this of unquantised latents.
@@ -68,6 +71,16 @@ class CompressResult:
     path: Path
     contents: ArchiveContents
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _metadata_estimate(w: int, digest_bytes: int) -> int:
+    """Bytes an archive spends besides the decoder and the latents (for planning a size target).
+
+    Per image: the digest, plus about 4 bytes of deflated name, shape and PSNR
+    columns (MNIST: 2.4 + 1.4); plus the HDF5 overhead and records (13 KiB for
+    400 images, 25 KiB for 70,000).
+    """
+    return int(w * (digest_bytes + METADATA_BYTES_PER_IMAGE) + METADATA_FIXED_BYTES)
 
 
 def _image_table(folder: ImageFolder, digest_bytes: int = 32) -> ImageTable:
@@ -367,9 +380,11 @@ def compress_folder(
     staged = read_folder(folder, exclude=[archive], progress=progress, skip_bad=skip_bad)
     timings["read"] = time.perf_counter() - t
     try:
+        budget = rate.byte_budget(staged.x_bits // 8)
         design = design_codec(
             [(im.height, im.width) for im in staged.images], staged.working_mode,
             arch=arch, latent_dims=latent_dims, filters=filters,
+            byte_budget=None if budget is None else max(1, budget - _metadata_estimate(len(staged), digest_bytes)),
         )
         from latentpack.codec import train  # TensorFlow loads here, and only here.
 
@@ -399,11 +414,11 @@ def compress_folder(
             timings["encode"] = time.perf_counter() - t
             t = time.perf_counter()
             if rate.psnr is not None:
-                grid = step_grid(float(np.std(raw)))
+                grid = step_grid(float(np.std(raw)), float(np.max(np.abs(raw))))
                 k = _quality_index(staged, trained.decoder, raw, offsets, shapes, grid, rate.psnr)
                 step = grid[len(grid) - 1 if k is None else k]
             elif rate.active:
-                grid, k = step_grid(float(np.std(raw))), 0  # the size loop below refines k
+                grid, k = step_grid(float(np.std(raw)), float(np.max(np.abs(raw)))), 0  # the size loop below refines k
                 step = grid[k]
             else:
                 step = latent_step or _choose_step(staged, design, trained.decoder, raw, offsets, shapes, lossless)

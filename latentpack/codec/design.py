@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from latentpack.formats.decoder_spec import ARCHITECTURE_TYPE, ARCHITECTURE_VERSION, OUTPUT_MODES, validate_architecture
 
-__all__ = ["ARCHS", "VECTOR_ARCHS", "CONV_STRIDE", "CodecDesign", "design_codec"]
+__all__ = ["ARCHS", "VECTOR_ARCHS", "CONV_STRIDE", "SIZE_DECODER_SHARE", "SIZE_BITS_PER_LATENT", "CodecDesign", "design_codec"]
 
 ARCHS = ("auto", "mlp", "dense", "conv")
 #: Architectures with one latent vector per (equal-sized) image.
@@ -54,6 +54,12 @@ FILTER_CHOICES = (16, 8)
 MLP_WIDTHS = (512, 256, 128, 64)
 #: The decoder may cost at most this fraction of the raw size.
 DECODER_BUDGET = 0.10
+#: With a file-size target: the decoder may take at most this share of what
+#: the image metadata leaves of it (the rest goes to the latents).
+SIZE_DECODER_SHARE = 0.35
+#: With a file-size target: coded bits planned per latent scalar (at the step
+#: that costs about 0.1 dB, a trained latent takes 5 to 8 bits).
+SIZE_BITS_PER_LATENT = 6.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,8 @@ def design_codec(
     arch: str = "auto",
     latent_dims: int | None = None,
     filters: int | None = None,
+    byte_budget: int | None = None,
+    weight_bytes: int = 4,
 ) -> CodecDesign:
     """Choose architecture, latent size and decoder capacity for a folder.
 
@@ -208,6 +216,14 @@ def design_codec(
         arch: ``auto``, ``mlp``, ``dense`` or ``conv``.
         latent_dims: ``y`` (mlp, dense) or latent channels (conv); None picks.
         filters: Base width (mlp: hidden width); None picks from the budget.
+        byte_budget: With a file-size target (mlp and dense only): the bytes
+            left for the decoder and the coded latents once the image
+            metadata is paid. The decoder then also stays within
+            ``SIZE_DECODER_SHARE`` of it, and ``y`` (unless given) is what
+            the rest buys at ``SIZE_BITS_PER_LATENT`` bits per latent (at
+            least 2, at most the default). A design that already fits is
+            kept.
+        weight_bytes: Bytes per stored decoder weight (4 float32, 2 float16).
 
     Returns:
         The design.
@@ -223,6 +239,10 @@ def design_codec(
         raise ValueError(f"`latent_dims` must be >= 1, got {latent_dims}")
     if filters is not None and filters < 1:
         raise ValueError(f"`filters` must be >= 1, got {filters}")
+    if byte_budget is not None and byte_budget < 1:
+        raise ValueError(f"`byte_budget` must be >= 1, got {byte_budget}")
+    if weight_bytes not in (2, 4):
+        raise ValueError(f"`weight_bytes` must be 2 or 4, got {weight_bytes}")
     c = OUTPUT_MODES[mode]
     same = len(set(shapes)) == 1
     if arch in VECTOR_ARCHS and not same:
@@ -231,13 +251,14 @@ def design_codec(
     h, w = shapes[0]
     y_vector = latent_dims or max(4, min(256, round(h * w * c / 16)))
 
-    def build(arch: str, f: int) -> CodecDesign:
+    def build(arch: str, f: int, y: int | None = None) -> CodecDesign:
+        y = y or y_vector
         if arch == "mlp":
-            enc, dec = _mlp_pair(h, w, c, mode, y_vector, f)
-            return CodecDesign("mlp", mode, y_vector, f, (h, w), 1, enc, dec)
+            enc, dec = _mlp_pair(h, w, c, mode, y, f)
+            return CodecDesign("mlp", mode, y, f, (h, w), 1, enc, dec)
         if arch == "dense":
-            enc, dec, stride = _dense_pair(h, w, c, mode, y_vector, f)
-            return CodecDesign("dense", mode, y_vector, f, (h, w), stride, enc, dec)
+            enc, dec, stride = _dense_pair(h, w, c, mode, y, f)
+            return CodecDesign("dense", mode, y, f, (h, w), stride, enc, dec)
         y = latent_dims or 4 * c
         enc, dec = _conv_pair(c, mode, y, f)
         return CodecDesign("conv", mode, y, f, None, CONV_STRIDE, enc, dec)
@@ -260,6 +281,39 @@ def design_codec(
             # convolutional one reaches the same quality with fewer weights.
             arch = "mlp" if widest("mlp") else "dense"
     if filters is not None:
-        return build(arch, filters)
-    fallback = MLP_WIDTHS[-1] if arch == "mlp" else FILTER_CHOICES[-1]
-    return widest(arch) or build(arch, fallback)
+        design = build(arch, filters)
+    else:
+        design = widest(arch) or build(arch, MLP_WIDTHS[-1] if arch == "mlp" else FILTER_CHOICES[-1])
+    if byte_budget is not None and design.one_vector and _planned_bytes(design, len(shapes), weight_bytes) > byte_budget:
+        return _fit_budget(build, arch, byte_budget, weight_bytes, len(shapes), latent_dims, filters, fits)
+    return design
+
+
+def _planned_bytes(design: CodecDesign, w: int, weight_bytes: int) -> float:
+    """Decoder plus ``w`` latent vectors at ``SIZE_BITS_PER_LATENT`` bits each."""
+    return design.decoder_scalars * weight_bytes + w * design.latent_dims * SIZE_BITS_PER_LATENT / 8
+
+
+def _fit_budget(build: Callable[..., CodecDesign], arch: str, byte_budget: int, weight_bytes: int, w: int,
+                latent_dims: int | None, filters: int | None, fits: Callable[[CodecDesign], bool]) -> CodecDesign:
+    """Split a byte budget between the decoder and ``w`` coded latent vectors.
+
+    The decoder's width is the widest of the usual candidates (within the
+    raw-size budget too) whose weights cost at most ``SIZE_DECODER_SHARE`` of
+    the budget, else the narrowest; ``y`` is what the rest buys at
+    ``SIZE_BITS_PER_LATENT`` bits per latent, between 2 and the default. A
+    width or ``y`` the caller gave is kept.
+    """
+    widths = [filters] if filters is not None else list(MLP_WIDTHS if arch == "mlp" else FILTER_CHOICES)
+    design = build(arch, widths[-1])
+    for f in widths:
+        candidate = build(arch, f)
+        if filters is not None or (fits(candidate)
+                                   and candidate.decoder_scalars * weight_bytes <= SIZE_DECODER_SHARE * byte_budget):
+            design = candidate
+            break
+    if latent_dims is not None:
+        return design
+    left_bits = 8 * (byte_budget - design.decoder_scalars * weight_bytes)
+    y = int(min(design.latent_dims, max(2, round(left_bits / (w * SIZE_BITS_PER_LATENT)))))
+    return build(arch, design.filters, y)

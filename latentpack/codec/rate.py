@@ -11,8 +11,16 @@ bisection, assuming bits fall and PSNR falls as the step grows:
 * ``--max-size BYTES`` or ``--ratio N``: the finest step whose archive file,
   every byte of it, is at most BYTES (raw bytes / N).
 
-Latent size (``-y``) and decoder width are not searched: each would cost
-another training. A target that this decoder cannot reach is reported, not
+The grid stops before steps so fine that the largest latent would be
+clipped to the coder's alphabet (a clipped latent makes a finer step worse).
+
+A size target is also planned *before* training (`latentpack.codec.design`,
+``byte_budget``): when the default design would not fit, the decoder gets at
+most ``SIZE_DECODER_SHARE`` of the budget the image metadata leaves, and
+``y`` what the rest buys at ``SIZE_BITS_PER_LATENT`` bits per latent. A
+quality target cannot be planned without training (nothing predicts the
+PSNR of an untrained design), so it keeps the default design and only
+searches the step. A target that this decoder cannot reach is reported, not
 hidden: `RateChoice.reached` is False and the archive is still written at the
 closest step.
 """
@@ -80,10 +88,22 @@ class RateChoice:
         return out
 
 
-def step_grid(latent_std: float) -> list[float]:
-    """Candidate steps, coarsest first: ``std * 2**(-k/4)`` for ``k = 0 .. 48``."""
+def step_grid(latent_std: float, latent_max: float | None = None) -> list[float]:
+    """Candidate steps, coarsest first: ``std * 2**(-k/4)`` for ``k = 0 .. 48``.
+
+    With ``latent_max`` (the largest ``|latent|``), steps so fine that a
+    latent would be clipped to the coder's alphabet (`MAX_SYMBOLS`) are
+    left out: clipping would make a finer step worse, and rate control
+    relies on quality rising as steps get finer.
+    """
+    from latentpack.codec.latent_coding import MAX_SYMBOLS
+
     std = latent_std if latent_std > 0 and math.isfinite(latent_std) else 1.0
-    return [std * 2.0 ** (-k / STEPS_PER_OCTAVE) for k in range(STEPS_PER_OCTAVE * OCTAVES + 1)]
+    grid = [std * 2.0 ** (-k / STEPS_PER_OCTAVE) for k in range(STEPS_PER_OCTAVE * OCTAVES + 1)]
+    if latent_max is not None and math.isfinite(latent_max) and latent_max > 0:
+        finest = latent_max / (MAX_SYMBOLS // 2 - 1)
+        grid = [g for g in grid if g >= finest] or grid[:1]
+    return grid
 
 
 def bisect_steps(grid: list[float], ok: Callable[[float], bool], *, want_coarsest: bool) -> int | None:
