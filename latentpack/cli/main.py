@@ -77,7 +77,7 @@ def cli() -> None:
 @click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
               help="Target mean PSNR: the coarsest latent step that reaches it (lossy).")
 @click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
-              help="Target file size: the finest latent step whose archive fits (lossy).")
+              help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
               help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
 @click.option("--skip-bad", is_flag=True,
