@@ -1,7 +1,8 @@
 """What ``inspect`` and ``list`` report, computed from an archive (no TensorFlow).
 
 Format 1.1 archives also report the bits actually stored (coded latents,
-lossless residuals) next to the seed's float32 accounting.
+lossless residuals) next to the seed's float32 accounting, and 1.2 archives
+the decoder's bits as stored (float16 weights) next to ``z``.
 
 `archive_summary` gives the size breakdown a user came for: both sides of
 z + w*y*32 < x and the verdict, the real bytes of each part of the file, the
@@ -45,6 +46,7 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
         if h.stored_bits is not None:
             stored = {
                 "latent_coding": ar.latent_coding,
+                "decoder_bits": h.z_bits if h.stored_decoder_bits is None else h.stored_decoder_bits,
                 "latent_bits": h.stored_latent_bits,
                 "latent_bits_per_image": h.stored_latent_bits / h.w if h.w else 0.0,
                 "residual_bits": h.residual_bits,
@@ -67,6 +69,7 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
                 "latent_scalars": h.latent_scalars,
                 "x_bits": h.x_bits,
                 "z_bits": h.z_bits,
+                "weight_dtype": ar.weight_dtype,
                 "latent_bits": h.latent_bits,
                 "lhs_bits": h.lhs_bits,
                 "beats_raw": bool(h.beats_raw),

@@ -8,12 +8,17 @@ that mirror the codec's two architectures:
 * ``conv``: latents ``(gh, gw, 3)`` -> Conv2DTranspose s2 -> Conv2D ->
   ``(2*gh, 2*gw, 3)``, mode ``RGB``, images of varying sizes.
 
+``make_contents(weight_dtype="float16")`` gives a 1.2 archive, and
+`with_v11_features` adds coded (or generated) latents and short digests.
+
 `read_damaged_copies` is the subprocess side of the corruption tests: it reads
 damaged copies of an archive one by one and prints what became of each, so a
 test can time out a read that hangs inside libhdf5.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -26,6 +31,7 @@ from latentpack.formats import (
     ArchiveError,
     DecoderWeights,
     ImageTable,
+    IndexCodes,
     Latents,
     Quality,
     compute_header,
@@ -34,7 +40,8 @@ from latentpack.formats import (
     validate_architecture,
 )
 
-__all__ = ["dense_architecture", "conv_architecture", "make_contents", "assert_contents_equal", "read_damaged_copies"]
+__all__ = ["dense_architecture", "conv_architecture", "make_contents", "with_v11_features", "assert_contents_equal",
+           "read_damaged_copies"]
 
 
 def _conv(name: str, ltype: str, filters: int, kernel: int, stride: int, activation: str) -> dict[str, Any]:
@@ -82,13 +89,15 @@ def conv_architecture(c: int = 3) -> dict[str, Any]:
     }
 
 
-def make_contents(w: int = 3, arch: str = "dense", seed: int = 0) -> ArchiveContents:
+def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: str = "float32") -> ArchiveContents:
     """A consistent synthetic archive of `w` images.
 
     Args:
         w: Number of images (0 allowed).
         arch: ``"dense"`` or ``"conv"``.
         seed: Seed of every random array.
+        weight_dtype: ``"float32"``, or ``"float16"`` for weights rounded to
+            half precision (a 1.2 archive).
     """
     rng = np.random.default_rng(seed)
     architecture = dense_architecture() if arch == "dense" else conv_architecture()
@@ -126,10 +135,11 @@ def make_contents(w: int = 3, arch: str = "dense", seed: int = 0) -> ArchiveCont
         palettes=rng.integers(0, 256, size=(n_palettes, 256, 4), dtype=np.uint8),
         file_bytes=file_bytes,
     )
-    decoder = DecoderWeights(architecture, weights)
+    decoder = DecoderWeights(architecture, weights).as_stored(weight_dtype)
     x_bits = int(sum(h * wd * c for h, wd, c in image_shapes)) * 8
     header = compute_header(
-        w=w, latent_counts=counts, x_bits=x_bits, decoder_scalars=decoder.num_scalars, folder_bytes=int(file_bytes.sum())
+        w=w, latent_counts=counts, x_bits=x_bits, decoder_scalars=decoder.num_scalars, folder_bytes=int(file_bytes.sum()),
+        stored_decoder_bits=decoder.stored_bits if weight_dtype != "float32" else None,
     )
     return ArchiveContents(
         header=header,
@@ -143,6 +153,29 @@ def make_contents(w: int = 3, arch: str = "dense", seed: int = 0) -> ArchiveCont
     )
 
 
+def with_v11_features(contents: ArchiveContents, *, index: bool = False) -> ArchiveContents:
+    """`contents` with coded latents (or, with `index`, generated ones) and 4-byte digests."""
+    from latentpack.codec.latent_coding import encode_latents, quantize_latents  # numpy and constriction only
+
+    lat = contents.latents
+    if index:
+        latents = Latents(np.zeros(0, np.float32), lat.offsets, lat.shapes, index_codes=IndexCodes(seed=3, step=2.0**-7))
+        stored = 0
+    else:
+        q = quantize_latents(lat.values, 0.125)
+        coded = encode_latents(q, lat.offsets, lat.shapes, 0.125)
+        latents = Latents(np.zeros(0, np.float32), lat.offsets, lat.shapes, quantized=coded)
+        stored = coded.stored_bits
+    digests = contents.images.sha256
+    images = dataclasses.replace(contents.images, sha256=digests[:, :4].copy(),
+                                 sha256_all=np.frombuffer(hashlib.sha256(digests.tobytes()).digest(), np.uint8).copy())
+    h = contents.header
+    header = compute_header(w=h.w, latent_counts=lat.counts, x_bits=h.x_bits, decoder_scalars=h.z_bits // 32,
+                            folder_bytes=h.folder_bytes, stored_latent_bits=stored,
+                            stored_decoder_bits=h.stored_decoder_bits)
+    return dataclasses.replace(contents, latents=latents, images=images, header=header)
+
+
 def _same_array(a: np.ndarray, b: np.ndarray, what: str) -> None:
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype}"
@@ -154,6 +187,7 @@ def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
     """Assert two `ArchiveContents` are identical, array by array."""
     assert got.header == want.header
     assert got.decoder.architecture == want.decoder.architecture
+    assert got.decoder.weight_dtype == want.decoder.weight_dtype
     assert list(got.decoder.weights) == list(want.decoder.weights)
     for layer, pairs in want.decoder.weights.items():
         assert [n for n, _ in got.decoder.weights[layer]] == [n for n, _ in pairs]

@@ -199,6 +199,44 @@ def test_same_seed_gives_the_same_archive_contents(easy_folder: Path, tmp_path: 
                 assert np.array_equal(a["decoder/layers"][layer][weight][()], b["decoder/layers"][layer][weight][()])
 
 
+def test_weights_float16_end_to_end(easy_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """--weights float16: half-precision weights on disk, and every quality measurement used exactly those."""
+    import latentpack.codec.compress as compress_module
+    from latentpack.formats import read_archive
+
+    loaded = []  # every decoder compress runs (choosing the latent step, measuring PSNR)
+    real_load = compress_module.load_decoder
+    monkeypatch.setattr(compress_module, "load_decoder", lambda decoder: (loaded.append(decoder), real_load(decoder))[1])
+    archive = tmp_path / "half.lpk"
+    result = invoke("compress", easy_folder, "-o", archive, "-y", "3", "--epochs", "2", "--batch-size", "16",
+                    "--weights", "float16")
+    assert result.exit_code == 0, result.output
+    with h5py.File(archive, "r") as f:
+        assert f.attrs["encoding-version"] in ("1.2", b"1.2")
+        weights = [ds for g in f["decoder/layers"].values() for ds in g.values()]
+        assert {ds.dtype for ds in weights} == {np.dtype(np.float16)}
+        n = sum(ds.size for ds in weights)
+        h = dict(f["header"].attrs)
+    assert h["z_bits"] == 32 * n and h["stored_decoder_bits"] == 16 * n
+    assert h["stored_bits"] == 16 * n + h["stored_latent_bits"]
+    stored = read_archive(archive).decoder
+    assert stored.weight_dtype == "float16" and len(loaded) >= 2
+    for decoder in loaded:
+        for layer, pairs in stored.weights.items():
+            for (name, want), (_, got) in zip(pairs, decoder.weights[layer]):
+                assert np.array_equal(got, want), f"{layer}/{name} measured with other weights than stored"
+    summary = json.loads(invoke("inspect", archive, "--json").output)
+    assert summary["formula"]["weight_dtype"] == "float16" and summary["stored"]["decoder_bits"] == 16 * n
+    assert "float16 stored" in invoke("inspect", archive).output
+    out = tmp_path / "out"
+    assert invoke("extract", archive, "-o", out).exit_code == 0
+    got = [psnr(natural_pixels(Image.open(easy_folder / name))[0], natural_pixels(Image.open(out / name))[0])
+           for name in _files(easy_folder)]
+    assert np.allclose(got, [r["psnr"] for r in json.loads(invoke("list", archive, "--json").output)], atol=1 / 128)
+    result = invoke("compress", easy_folder, "-o", tmp_path / "x.lpk", "--weights", "float8")
+    assert result.exit_code == 2 and "float8" in result.output
+
+
 def test_read_commands_do_not_import_tensorflow(easy, tmp_path: Path) -> None:
     code = (
         "import sys\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -41,3 +42,28 @@ def test_fixture_reads_and_decodes_as_recorded(archive: Path, tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["extract", str(archive), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(recorded["names"])
+
+
+def test_v1_2_fixtures_store_float16_weights_and_count_them(tmp_path: Path) -> None:
+    fixtures = [p for p in ARCHIVES if p.parent.name == "v1.2"]
+    assert {p.name for p in fixtures} == {"dense-grey.lpk", "conv-mixed-lossless.lpk"}
+    for archive in fixtures:
+        with h5py.File(archive, "r") as f:
+            weights = [ds for g in f["decoder/layers"].values() for ds in g.values()]
+            assert {ds.dtype for ds in weights} == {np.dtype(np.float16)}, archive.name
+            n = sum(ds.size for ds in weights)
+            on_disk = {ds.name: ds[()] for ds in weights}
+        recorded = json.loads(archive.with_suffix(".json").read_text())["header"]
+        assert recorded["z_bits"] == 32 * n and recorded["stored_decoder_bits"] == 16 * n
+        assert recorded["stored_bits"] == 16 * n + recorded["stored_latent_bits"] + recorded["residual_bits"]
+        with open_archive(archive) as ar:
+            assert ar.weight_dtype == "float16"
+            decoder = ar.decoder
+        for layer, pairs in decoder.weights.items():
+            for name, arr in pairs:
+                assert arr.dtype == np.float32
+                assert np.array_equal(arr, on_disk[f"/decoder/layers/{layer}/{name}"].astype(np.float32))
+    lossless = next(p for p in fixtures if "lossless" in p.name)
+    summary = CliRunner().invoke(cli, ["inspect", str(lossless), "--json"])
+    assert summary.exit_code == 0, summary.output
+    assert json.loads(summary.output)["quality"]["exact_images"] == 4  # extract checks every digest (tested above)

@@ -298,8 +298,8 @@ def test_missing_file_is_os_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "version, error, message",
     [
-        ("2.0", UnsupportedVersionError, "archive format 2.0 was written by a newer latentpack; upgrade (this one reads 1.1)"),
-        ("1.2", UnsupportedVersionError, "newer latentpack"),
+        ("2.0", UnsupportedVersionError, "archive format 2.0 was written by a newer latentpack; upgrade (this one reads 1.2)"),
+        ("1.3", UnsupportedVersionError, "newer latentpack"),
         ("0.9", UnsupportedVersionError, "not supported"),
         ("one", CorruptArchiveError, "MAJOR.MINOR"),
     ],
@@ -330,15 +330,20 @@ def test_truncated(archive: Path, fraction: float) -> None:
         read_archive(archive)
 
 
-def test_bit_flip_in_latents_is_caught_by_checksum(archive: Path) -> None:
+@pytest.mark.parametrize(
+    "weight_dtype, dataset, part",
+    [("float32", "latents/values", "latents"), ("float16", "decoder/layers/g_s_dense/kernel", "decoder")],
+)
+def test_bit_flip_is_caught_by_checksum(tmp_path: Path, weight_dtype: str, dataset: str, part: str) -> None:
+    archive = write_archive(tmp_path / "a.lpk", make_contents(w=5, arch="dense", weight_dtype=weight_dtype))
     with h5py.File(archive, "r") as f:
-        offset = f["latents/values"].id.get_chunk_info(0).byte_offset
+        offset = f[dataset].id.get_chunk_info(0).byte_offset
     data = bytearray(archive.read_bytes())
     data[offset + 3] ^= 0x10
     archive.write_bytes(bytes(data))
     with open_archive(archive) as a:
-        with pytest.raises(CorruptArchiveError, match="/latents/values"):
-            a.latents
+        with pytest.raises(CorruptArchiveError, match="/" + dataset):
+            getattr(a, part)
 
 
 #: Random single-bit flips per archive in the corruption test; raise it for a longer
@@ -423,13 +428,13 @@ def _region(archive: Path):
     return lambda offset: next((what for lo, hi, what in spans if lo <= offset < hi), "HDF5 metadata")
 
 
-@pytest.mark.parametrize("arch, w", [("dense", 5), ("conv", 7)])
-def test_damage_is_detected_or_harmless(tmp_path: Path, arch: str, w: int) -> None:
+@pytest.mark.parametrize("arch, w, weight_dtype", [("dense", 5, "float32"), ("conv", 7, "float32"), ("dense", 5, "float16")])
+def test_damage_is_detected_or_harmless(tmp_path: Path, arch: str, w: int, weight_dtype: str) -> None:
     # Every string is fixed-length, so there is no unchecked global heap to avoid:
     # bytes are damaged anywhere. Each damaged copy must either fail with an
     # ArchiveError or read back exactly the original (damage to unused bytes);
     # never another exception, never silently different contents, never a hang.
-    path = write_archive(tmp_path / "a.lpk", make_contents(w=w, arch=arch, seed=w))
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=w, arch=arch, seed=w, weight_dtype=weight_dtype))
     data = path.read_bytes()
     assert b"GCOL" not in data
     damages = _damages(data, FUZZ_EXAMPLES, FUZZ_SEED)

@@ -1,45 +1,15 @@
 """Format 1.1 elements: coded and generated latents, short digests, stored bits (no TensorFlow)."""
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from latentpack.codec.latent_coding import encode_latents, quantize_latents
-from latentpack.formats import (
-    CorruptArchiveError,
-    IndexCodes,
-    Latents,
-    compute_header,
-    open_archive,
-    read_archive,
-    write_archive,
-)
+from latentpack.formats import CorruptArchiveError, open_archive, read_archive, write_archive
 
-from archive_factory import make_contents
-
-
-def _v11(contents, *, index: bool = False):
-    lat = contents.latents
-    if index:
-        latents = Latents(np.zeros(0, np.float32), lat.offsets, lat.shapes, index_codes=IndexCodes(seed=3, step=2.0**-7))
-        stored = 0
-    else:
-        q = quantize_latents(lat.values, 0.125)
-        coded = encode_latents(q, lat.offsets, lat.shapes, 0.125)
-        latents = Latents(np.zeros(0, np.float32), lat.offsets, lat.shapes, quantized=coded)
-        stored = coded.stored_bits
-    digests = contents.images.sha256
-    images = dataclasses.replace(contents.images, sha256=digests[:, :4].copy(),
-                                 sha256_all=np.frombuffer(hashlib.sha256(digests.tobytes()).digest(), np.uint8).copy())
-    h = contents.header
-    header = compute_header(w=h.w, latent_counts=lat.counts, x_bits=h.x_bits, decoder_scalars=h.z_bits // 32,
-                            folder_bytes=h.folder_bytes, stored_latent_bits=stored)
-    return dataclasses.replace(contents, latents=latents, images=images, header=header)
+from archive_factory import make_contents, with_v11_features as _v11
 
 
 @pytest.mark.parametrize("arch", ["dense", "conv"])

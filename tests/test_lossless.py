@@ -51,19 +51,37 @@ def mixed_lossless(tmp_path_factory) -> tuple[Path, Path]:
     return folder, archive
 
 
-def test_lossless_round_trip_is_bit_exact_for_every_mode(mixed_lossless, tmp_path: Path) -> None:
-    folder, archive = mixed_lossless
-    out = tmp_path / "out"
+def _assert_extracts_bit_exact(archive: Path, folder: Path, out: Path) -> None:
     result = invoke("extract", archive, "-o", out)
     assert result.exit_code == 0, result.output
     assert _files(out) == _files(folder)
     for name in _files(folder):
         assert open_image(out / name).sha256 == open_image(folder / name).sha256, name
+
+
+def test_lossless_round_trip_is_bit_exact_for_every_mode(mixed_lossless, tmp_path: Path) -> None:
+    folder, archive = mixed_lossless
+    _assert_extracts_bit_exact(archive, folder, tmp_path / "out")
     summary = json.loads(invoke("inspect", archive, "--json").output)
     assert summary["mode"] == "lossless" and summary["format_version"] == "1.1"
     assert summary["quality"]["exact_images"] == len(_files(folder))
     assert summary["bytes"]["breakdown"]["lossless"] > 0
     assert "lossless residuals" in invoke("inspect", archive).output
+
+
+def test_lossless_with_float16_weights_is_bit_exact(mixed_lossless, tmp_path: Path) -> None:
+    """The fixed-point prediction is derived from the float16 weights as read back, and stays exact."""
+    folder, _ = mixed_lossless
+    archive = tmp_path / "half.lpk"
+    result = invoke("compress", folder, "-o", archive, "--lossless", "--weights", "float16",
+                    "--epochs", "1", "-y", "2", "--filters", "2")
+    assert result.exit_code == 0, result.output
+    with h5py.File(archive, "r") as f:
+        assert f.attrs["encoding-version"] in ("1.2", b"1.2")
+        dtypes = {ds.dtype for g in f["decoder/layers"].values() for ds in g.values()}
+        assert dtypes == {np.dtype(np.float16)}
+    _assert_extracts_bit_exact(archive, folder, tmp_path / "out")
+    assert invoke("verify", archive, folder).exit_code == 0
 
 
 def test_lossless_extract_of_some_names(mixed_lossless, tmp_path: Path) -> None:

@@ -80,13 +80,16 @@ def cli() -> None:
               help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
               help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
+@click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True,
+              help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
 @force_option
 @json_option
 @user_errors
 def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, lossless, codes, latent_step,
-             digest_bytes, quality, max_bytes, ratio, skip_bad, force, as_json) -> None:
+             digest_bytes, quality, max_bytes, ratio, weight_dtype, skip_bad, force, as_json) -> None:
     """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
     from latentpack.codec.compress import compress_folder
     from latentpack.formats.writer import stale_temp_files
@@ -100,7 +103,7 @@ def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, se
         folder, archive, latent_dims=latent_dims, epochs=epochs, batch_size=batch_size, arch=arch,
         filters=filters, seed=seed, force=force, lossless=lossless, codes=codes, latent_step=latent_step,
         digest_bytes=int(digest_bytes), skip_bad=skip_bad, quality=quality, max_bytes=max_bytes, ratio=ratio,
-        progress=progress_factory,
+        weight_dtype=weight_dtype, progress=progress_factory,
     )
     _print_summary(result.path, as_json)
     rc = result.contents.training.get("rate_control")
@@ -203,18 +206,23 @@ def _print_summary(archive: pathlib.Path, as_json: bool) -> None:
         f"latents/image (y)  {y}",
         f"raw pixels (x)     {f['x_bits']:>16,} bits  {_bytes(f['x_bits'] / 8)}",
         f"decoder (z)        {f['z_bits']:>16,} bits  {_bytes(f['z_bits'] / 8)}",
+    ]
+    st = s["stored"]
+    if f["weight_dtype"] != "float32":
+        lines.append(f"  {f['weight_dtype']} stored   {st['decoder_bits']:>16,} bits  {_bytes(st['decoder_bits'] / 8)}"
+                     f"  (weights stored as {f['weight_dtype']}; z counts 32 bits each)")
+    lines += [
         f"latents (w*y*32)   {f['latent_bits']:>16,} bits  {_bytes(f['latent_bits'] / 8)}",
         f"z + w*y*32         {f['lhs_bits']:>16,} bits  {_bytes(f['lhs_bits'] / 8)}",
         f"beats raw          {verdict}",
     ]
-    st = s["stored"]
     if st is not None:
         lines += [
             f"stored (as coded)  {st['latent_coding']}",
             f"  latents stored   {st['latent_bits']:>16,} bits  {_bytes(st['latent_bits'] / 8)}"
             f"  ({st['latent_bits_per_image']:.1f} bits/image)",
             f"  residuals        {st['residual_bits']:>16,} bits  {_bytes(st['residual_bits'] / 8)}",
-            f"  z + stored       {st['total_bits']:>16,} bits  {_bytes(st['total_bits'] / 8)}"
+            f"  total stored     {st['total_bits']:>16,} bits  {_bytes(st['total_bits'] / 8)}"
             f"  ({st['bits_per_pixel']:.3f} bits/pixel, raw / stored = {_x(st['factor'])})",
         ]
     if f["decoder_dominates"]:

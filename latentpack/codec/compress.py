@@ -3,6 +3,7 @@
     folder -> read & check every file -> stage working pixels (memmap)
            -> design (arch, y, capacity) -> train g_a, g_s (Keras)
               (--codes index: train g_s alone on codes generated from i)
+           -> round g_s's weights as they will be stored (--weights float16)
            -> encode y per image -> quantise (step) -> range-code q
            -> lossy: decode with numpy, measure PSNR
               lossless: fixed-point prediction -> code the pixels -> decode, check
@@ -35,6 +36,7 @@ from latentpack.codec.residual import ContextParams, count_table
 from latentpack.folder import ImageFolder, read_folder, scan_folder
 from latentpack.formats import write_archive
 from latentpack.formats.schema import (
+    WEIGHT_DTYPES,
     ArchiveContents,
     ImageTable,
     IndexCodes,
@@ -284,7 +286,7 @@ def _fit_size(assemble, raw: np.ndarray, offsets: np.ndarray, shapes: np.ndarray
             if k == 0:
                 raise ValueError(
                     f"the archive cannot be made {budget:,} bytes or smaller: at the coarsest latent step it takes "
-                    f"{size:,} bytes, of which the decoder takes {contents.decoder.num_scalars * 4:,} "
+                    f"{size:,} bytes, of which the decoder takes {contents.decoder.stored_bits // 8:,} "
                     f"(try a smaller --filters or -y, or --digest-bytes 4)")
             k -= 1
 
@@ -308,6 +310,7 @@ def compress_folder(
     quality: float | None = None,
     max_bytes: int | None = None,
     ratio: float | None = None,
+    weight_dtype: str = "float32",
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -340,6 +343,10 @@ def compress_folder(
         max_bytes: Target file size: the finest latent step whose archive
             is at most this many bytes.
         ratio: Target ratio to the raw pixels (``max_bytes = raw / ratio``).
+        weight_dtype: How the decoder weights are stored: ``float32``, or
+            ``float16`` (half the bytes; format 1.2). The weights are rounded
+            right after training, so the latent step, the lossless
+            prediction and the recorded PSNR all use what ``extract`` runs.
         progress: Optional ``progress(label, total)`` factory.
 
     Returns:
@@ -363,6 +370,8 @@ def compress_folder(
         raise ValueError(f"`latent_step` must be a positive number, got {latent_step}")
     if digest_bytes not in DIGEST_BYTES:
         raise ValueError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {digest_bytes}")
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
     rate = RateTarget(psnr=quality, max_bytes=max_bytes, ratio=ratio)
     if rate.active and (lossless or codes == "index" or latent_step is not None):
         raise ValueError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
@@ -401,6 +410,7 @@ def compress_folder(
             values = dequantize(q, step)
             trained = train.train_decoder(staged, design, values.reshape(w, 1, 1, -1), epochs=epochs,
                                           batch_size=batch_size, seed=seed, progress=progress)
+            trained.decoder = trained.decoder.as_stored(weight_dtype)
             timings["train"] = time.perf_counter() - t
             latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes,
                               index_codes=IndexCodes(seed=seed, step=float(step)))
@@ -408,6 +418,7 @@ def compress_folder(
         else:
             trained = train.train_autoencoder(staged, design, epochs=epochs, batch_size=batch_size, seed=seed,
                                               progress=progress)
+            trained.decoder = trained.decoder.as_stored(weight_dtype)  # before anything measures it
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             raw, offsets, shapes = train.encode_folder(trained.encoder, staged, design, progress=progress)
@@ -472,6 +483,7 @@ def compress_folder(
                 decoder_scalars=trained.decoder.num_scalars, folder_bytes=staged.folder_bytes,
                 stored_latent_bits=stored_latent_bits,
                 residual_bits=residuals.stored_bits if residuals is not None else None,
+                stored_decoder_bits=trained.decoder.stored_bits if weight_dtype != "float32" else None,
             )
             training: dict[str, Any] = {
                 "arch": design.arch,

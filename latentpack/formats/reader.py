@@ -10,6 +10,9 @@ Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
       -> header attributes, decoder description, latent offsets and shapes
          (small; checked against each other and the decoder)
 
+Decoder weights stored as float16 (format 1.2 only) are handed out as
+float32 arrays (the conversion is exact), with ``weight_dtype = "float16"``.
+
 The bulk data (weights, latent values, the image table, PSNRs, the training
 record) is read and checked the first time a property asks for it, and kept.
 Every failure is an `ArchiveError` naming the file and the HDF5 path; h5py,
@@ -46,6 +49,7 @@ from latentpack.formats.h5checks import MAX_EXPANSION
 from latentpack.formats.schema import (
     ENCODING_TYPE,
     INDEX_CODE_GENERATOR,
+    WEIGHT_BITS,
     ArchiveContents,
     DecoderWeights,
     Header,
@@ -79,6 +83,8 @@ __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 _GROUPS = ("header", "decoder", "latents", "images", "quality", "training")
 #: 1.1 header attributes: all present or all absent.
 _STORED_ATTRS = ("stored_latent_bits", "residual_bits", "stored_bits", "beats_raw_stored")
+#: 1.2 header attribute: present exactly when the weights are float16 (then with the 1.1 ones).
+_STORED_DECODER = "stored_decoder_bits"
 _LATENT_CODINGS = ("float32", "range-categorical", "index")
 _LOSSLESS_INTS = ("act_bits", "acc_bits", "pred_levels", "neighbour_levels")
 _LOSSLESS_DATA = {
@@ -257,21 +263,29 @@ class Archive:
                 + 64 * (size("thresholds") + size("block_bounds") + size("stream_offsets") + size("exception_offsets"))
                 + 8 * size("exception_bytes")
             )
+        stored_decoder_bits = None
+        if self.weight_dtype != "float32":
+            stored_decoder_bits = self._spec.num_scalars * WEIGHT_BITS[self.weight_dtype]
         with self._at("/header"):
             check_header(self._header, w=w, latent_counts=np.diff(self._offsets), decoder_scalars=self._spec.num_scalars,
-                         stored_latent_bits=stored_latent_bits, residual_bits=residual_bits)
+                         stored_latent_bits=stored_latent_bits, residual_bits=residual_bits,
+                         stored_decoder_bits=stored_decoder_bits)
 
     def _read_header(self) -> Header:
         with self._at("/header"):
             attrs = self._file["header"]
             values: dict[str, Any] = {}
-            names = [n for n in Header.__dataclass_fields__ if n not in _STORED_ATTRS]
+            names = [n for n in Header.__dataclass_fields__ if n not in (*_STORED_ATTRS, _STORED_DECODER)]
             present = [n for n in _STORED_ATTRS if n in attrs.attrs]
             if present and self._version < (1, 1):
                 raise _fail("/header", f"attribute {present[0]}: not part of format 1.0")
-            if present and len(present) != len(_STORED_ATTRS):
+            has_decoder_bits = _STORED_DECODER in attrs.attrs
+            if has_decoder_bits and self._version < (1, 2):
+                raise _fail("/header", f"attribute {_STORED_DECODER}: not part of format {self.format_version}")
+            if (present or has_decoder_bits) and len(present) != len(_STORED_ATTRS):
                 missing = [n for n in _STORED_ATTRS if n not in present]
                 raise _fail("/header", f"attribute {missing[0]} is missing (the stored-bits attributes come together)")
+            present += [_STORED_DECODER] if has_decoder_bits else []
             for name in names + present:
                 value = get_attr(attrs, "/header", name)
                 if name in ("beats_raw", "beats_raw_stored"):
@@ -313,6 +327,7 @@ class Archive:
 
     def _check_weight_layout(self) -> None:
         layers = [layer for layer in self._spec.layers if layer.weight_shapes]
+        dtypes: list[np.dtype] = []
         with self._at("/decoder"):
             got = attr_strs(self._file["decoder"], "/decoder", "layer_names")
             want = [layer.name for layer in layers]
@@ -327,7 +342,24 @@ class Archive:
                 if got != want:
                     raise _fail(base, f"attribute weight_names: expected {want}, got {got}")
             for name, shape in layer.weight_shapes:
-                self._dataset(f"{base}/{name}", np.float32, shape)
+                path = f"{base}/{name}"
+                dtype = self._weight_dtype_of(path)
+                if dtypes and dtype not in dtypes:
+                    raise _fail(path, f"expected dtype {dtypes[0].name} like the decoder's other weights, got {dtype.name}")
+                dtypes.append(dtype)
+                self._dataset(path, dtype, shape)
+        #: How the decoder weights are stored: ``"float32"``, or ``"float16"`` (1.2).
+        self.weight_dtype = dtypes[0].name if dtypes else "float32"
+
+    def _weight_dtype_of(self, path: str) -> np.dtype:
+        """The dtype a weight dataset is read as: float32, or float16 in a 1.2 file."""
+        with self._at(path):
+            got = get_node(self._file, path, h5py.Dataset).dtype
+            if got.kind != "f" or got.itemsize != 2:
+                return np.dtype(np.float32)  # `checked_dataset` refuses any other dtype, expected versus got
+            if self._version < (1, 2):
+                raise _fail(path, f"float16 weights need format 1.2, the file says {self.format_version}")
+            return np.dtype(np.float16)
 
     # -- the archive's parts --------------------------------------------------
 
@@ -343,7 +375,7 @@ class Archive:
 
     @property
     def decoder(self) -> DecoderWeights:
-        """The decoder description and its float32 weights."""
+        """The decoder description and its weights, as float32 (float16 ones converted exactly)."""
 
         def load() -> DecoderWeights:
             weights = {}
@@ -351,7 +383,7 @@ class Archive:
                 if layer.weight_shapes:
                     base = f"/decoder/layers/{layer.name}"
                     weights[layer.name] = [(n, self._read(f"{base}/{n}", np.float32)) for n, _ in layer.weight_shapes]
-            decoder = DecoderWeights(self._architecture, weights)
+            decoder = DecoderWeights(self._architecture, weights, self.weight_dtype)
             with self._at("/decoder"):
                 check_weights(decoder, self._spec)
             return decoder

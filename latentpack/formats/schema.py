@@ -1,4 +1,4 @@
-"""The in-memory model of a latentpack archive (format versions 1.0 and 1.1).
+"""The in-memory model of a latentpack archive (format versions 1.0 to 1.2).
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
@@ -8,7 +8,7 @@ Layout on disk (docs/FORMAT.md is the contract)::
 
     /                 encoding-type="latentpack-archive", encoding-version="1.0"
     /header           the accounting: w, x, y, z, both sides of z + w*y*32 < x
-    /decoder          architecture (JSON) + layers/<name>/<weight> float32
+    /decoder          architecture (JSON) + layers/<name>/<weight> float32 (1.2: or float16)
     /latents          values (float32, flat), offsets (int64), shapes (int32)
     /images           names, shapes, modes, formats, sha256, palettes
     /quality          psnr per image
@@ -38,14 +38,21 @@ __all__ = [
     "ArchiveContents",
     "compute_header",
     "INDEX_CODE_GENERATOR",
+    "WEIGHT_BITS",
+    "WEIGHT_DTYPES",
 ]
 
 #: Root attribute ``encoding-type`` of every latentpack archive.
 ENCODING_TYPE = "latentpack-archive"
-#: Newest format version this code writes (it writes 1.0 when no 1.1 feature is used).
-FORMAT_VERSION = "1.1"
+#: Newest format version this code writes (it writes the oldest version that
+#: holds an archive's features: see `ArchiveContents.format_version`).
+FORMAT_VERSION = "1.2"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0), (1, 1))
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2))
+#: Bits one stored decoder weight takes, by storage dtype: float32, or (1.2) IEEE half precision.
+WEIGHT_BITS = {"float32": 32, "float16": 16}
+#: How decoder weights may be stored.
+WEIGHT_DTYPES = tuple(WEIGHT_BITS)
 #: The one rule that generates ``--codes index`` latents (see `latentpack.codec.index_codes`).
 INDEX_CODE_GENERATOR = "splitmix64-sum4"
 
@@ -69,8 +76,11 @@ class Header:
         stored_latent_bits: (1.1) Payload bits of the latents as actually
             stored (coded stream and tables; 0 for generated codes), or None.
         residual_bits: (1.1) Payload bits of the lossless residuals, or None.
-        stored_bits: (1.1) ``z_bits + stored_latent_bits + residual_bits``.
+        stored_bits: (1.1) ``z_bits + stored_latent_bits + residual_bits``
+            (1.2: ``stored_decoder_bits`` in place of ``z_bits`` when recorded).
         beats_raw_stored: (1.1) ``stored_bits < x_bits``.
+        stored_decoder_bits: (1.2) Bits of the decoder weights as stored (16
+            per scalar for float16 weights), or None: then ``z_bits``.
     """
 
     w: int
@@ -86,9 +96,10 @@ class Header:
     residual_bits: int | None = None
     stored_bits: int | None = None
     beats_raw_stored: bool | None = None
+    stored_decoder_bits: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The attributes as stored (the 1.1 ones only when recorded)."""
+        """The attributes as stored (the 1.1 and 1.2 ones only when recorded)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
@@ -101,6 +112,7 @@ def compute_header(
     folder_bytes: int,
     stored_latent_bits: int | None = None,
     residual_bits: int | None = None,
+    stored_decoder_bits: int | None = None,
 ) -> Header:
     """Build a `Header` from the counts, doing the formula's arithmetic once.
 
@@ -113,6 +125,8 @@ def compute_header(
         stored_latent_bits: Bits of the latents as stored (1.1), or None
             for float32 latents (1.0).
         residual_bits: Bits of the lossless residuals (1.1), or None.
+        stored_decoder_bits: Bits of the decoder weights as stored (1.2,
+            float16 weights), or None for float32 weights.
 
     Returns:
         The header, with ``beats_raw`` computed exactly with Python integers.
@@ -126,10 +140,11 @@ def compute_header(
     latent_bits = total * 32
     lhs = z_bits + latent_bits
     stored = None
-    if stored_latent_bits is not None or residual_bits is not None:
+    if stored_latent_bits is not None or residual_bits is not None or stored_decoder_bits is not None:
         stored_latent_bits = latent_bits if stored_latent_bits is None else int(stored_latent_bits)
         residual_bits = 0 if residual_bits is None else int(residual_bits)
-        stored = z_bits + stored_latent_bits + residual_bits
+        stored_decoder_bits = None if stored_decoder_bits is None else int(stored_decoder_bits)
+        stored = (z_bits if stored_decoder_bits is None else stored_decoder_bits) + stored_latent_bits + residual_bits
     return Header(
         w=int(w),
         y=int(y),
@@ -144,6 +159,7 @@ def compute_header(
         residual_bits=residual_bits,
         stored_bits=stored,
         beats_raw_stored=None if stored is None else stored < int(x_bits),
+        stored_decoder_bits=stored_decoder_bits,
     )
 
 
@@ -156,10 +172,14 @@ class DecoderWeights:
             `latentpack.formats.decoder_spec`).
         weights: ``{layer_name: [(weight_name, float32 array), ...]}`` in layer
             order; layers without weights are absent.
+        weight_dtype: How the weights are stored: ``"float32"``, or (1.2)
+            ``"float16"``, in which case every weight in ``weights`` is a
+            float32 array holding float16 values exactly (see `as_stored`).
     """
 
     architecture: dict[str, Any]
     weights: dict[str, list[tuple[str, np.ndarray]]]
+    weight_dtype: str = "float32"
 
     @property
     def architecture_json(self) -> str:
@@ -168,6 +188,48 @@ class DecoderWeights:
     @property
     def num_scalars(self) -> int:
         return int(sum(a.size for ws in self.weights.values() for _, a in ws))
+
+    @property
+    def stored_bits(self) -> int:
+        """Payload bits of the weights as stored (32 or 16 per scalar)."""
+        return self.num_scalars * WEIGHT_BITS[self.weight_dtype]
+
+    def as_stored(self, weight_dtype: str) -> DecoderWeights:
+        """These weights as they will be stored and read back: rounded to `weight_dtype`, kept as float32.
+
+        Rounding to float16 and back is exact on the way back, so the result
+        is what a reader of the archive runs; measure quality with it.
+
+        Args:
+            weight_dtype: One of `WEIGHT_DTYPES`.
+
+        Returns:
+            A new `DecoderWeights` with ``weight_dtype`` set.
+
+        Raises:
+            ValueError: an unknown `weight_dtype`, or a weight that is not
+                finite or outside float16's range (the message names its
+                HDF5 path).
+        """
+        if weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+        weights: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for layer, pairs in self.weights.items():
+            weights[layer] = []
+            for name, value in pairs:
+                arr = np.asarray(value, dtype=np.float32)
+                if weight_dtype == "float16":
+                    with np.errstate(over="ignore"):
+                        arr = arr.astype(np.float16).astype(np.float32)
+                    if not np.all(np.isfinite(arr)):
+                        biggest = float(np.max(np.abs(np.asarray(value, dtype=np.float64))))
+                        raise ValueError(
+                            f"/decoder/layers/{layer}/{name}: cannot be stored as float16: a value is not finite or "
+                            f"beyond its range (largest |value| {biggest:.6g}, float16 holds up to 65504); "
+                            "store float32 weights"
+                        )
+                weights[layer].append((name, arr))
+        return DecoderWeights(self.architecture, weights, weight_dtype)
 
 
 @dataclass
@@ -359,8 +421,18 @@ class ArchiveContents:
     lossless: LosslessResiduals | None = None
 
     @property
-    def needs_v11(self) -> bool:
-        """Whether any 1.1 feature is used (else the archive is written as 1.0)."""
+    def format_version(self) -> tuple[int, int]:
+        """The oldest format version that holds these contents, which writers write.
+
+        1.2 when the decoder weights are stored as float16; else 1.1 when any
+        1.1 feature is used; else 1.0.
+        """
+        if self.decoder.weight_dtype != "float32" or self.header.stored_decoder_bits is not None:
+            return (1, 2)
+        return (1, 1) if self._needs_v11 else (1, 0)
+
+    @property
+    def _needs_v11(self) -> bool:
         return (
             self.lossless is not None
             or self.latents.coding != "float32"

@@ -1,4 +1,4 @@
-"""Content rules of formats 1.0 and 1.1, checked on in-memory arrays.
+"""Content rules of formats 1.0 to 1.2, checked on in-memory arrays.
 
 The reader runs these on what it has read (after it has checked every
 dataset's dtype and shape in the file), and the writer runs them on what it
@@ -21,6 +21,7 @@ import numpy as np
 from latentpack.formats.decoder_spec import DecoderSpec, SpecError, layer_shapes, validate_architecture
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.schema import (
+    WEIGHT_DTYPES,
     ArchiveContents,
     DecoderWeights,
     Header,
@@ -96,7 +97,13 @@ def check_architecture(architecture: Any) -> DecoderSpec:
 
 
 def check_weights(decoder: DecoderWeights, spec: DecoderSpec) -> None:
-    """Every layer with weights has exactly the inferred float32 finite weights, in order."""
+    """Every layer with weights has exactly the inferred float32 finite weights, in order.
+
+    Weights stored as float16 (1.2) are float32 arrays in memory that hold
+    float16 values exactly, so what is written is what was measured.
+    """
+    if decoder.weight_dtype not in WEIGHT_DTYPES:
+        raise _fail("/decoder", f"weight dtype must be one of {list(WEIGHT_DTYPES)}, got {decoder.weight_dtype!r}")
     expected = [layer for layer in spec.layers if layer.weight_shapes]
     names = list(decoder.weights)
     if names != [layer.name for layer in expected]:
@@ -113,6 +120,12 @@ def check_weights(decoder: DecoderWeights, spec: DecoderSpec) -> None:
             _expect(path, np.asarray(arr), np.float32, shape)
             if not np.all(np.isfinite(arr)):
                 raise _fail(path, "weights must be finite (found NaN or infinity)")
+            if decoder.weight_dtype == "float16":
+                with np.errstate(over="ignore"):
+                    exact = np.asarray(arr).astype(np.float16).astype(np.float32) == arr
+                if not np.all(exact):
+                    raise _fail(path, "weights to be stored as float16 must hold float16 values "
+                                      "(round them first with DecoderWeights.as_stored)")
 
 
 def check_latent_index(offsets: np.ndarray, shapes: np.ndarray, n_values: int, w: int, spec: DecoderSpec) -> None:
@@ -371,14 +384,17 @@ def check_header(
     decoder_scalars: int,
     stored_latent_bits: int | None = None,
     residual_bits: int | None = None,
+    stored_decoder_bits: int | None = None,
 ) -> None:
     """The header's counts and arithmetic agree with the data they summarise.
 
     ``x_bits`` and ``folder_bytes`` describe the source folder and cannot be
     recomputed from the archive; they must be non-negative and ``beats_raw``
-    must be ``lhs_bits < x_bits``. The 1.1 stored-bits attributes, when
-    present, must match ``stored_latent_bits`` and ``residual_bits`` as
-    computed from the stored datasets' sizes.
+    must be ``lhs_bits < x_bits``. The stored-bits attributes (1.1, and
+    ``stored_decoder_bits`` in 1.2), present exactly when something is stored
+    in fewer bits than the seed's float32 accounting, must match
+    ``stored_latent_bits``, ``residual_bits`` and ``stored_decoder_bits`` as
+    computed from the stored datasets' sizes and dtypes.
     """
     for name, value in header.as_dict().items():
         want_bool = name in ("beats_raw", "beats_raw_stored")
@@ -391,9 +407,13 @@ def check_header(
         folder_bytes=header.folder_bytes,
         stored_latent_bits=stored_latent_bits,
         residual_bits=residual_bits,
+        stored_decoder_bits=stored_decoder_bits,
     )
     if (header.stored_bits is None) != (want.stored_bits is None):
-        raise _fail("/header", "attribute stored_bits: present exactly when the latents are coded or residuals stored")
+        raise _fail("/header", "attribute stored_bits: present exactly when the latents are coded, residuals stored "
+                               "or the weights float16")
+    if (header.stored_decoder_bits is None) != (want.stored_decoder_bits is None):
+        raise _fail("/header", "attribute stored_decoder_bits: present exactly when the weights are float16")
     for name, value in dataclasses.asdict(want).items():
         got = getattr(header, name)
         if bool(got != value):
@@ -416,7 +436,7 @@ def check_contents(contents: ArchiveContents) -> DecoderSpec:
     spec = check_architecture(contents.decoder.architecture)
     check_weights(contents.decoder, spec)
     lat = contents.latents
-    version = (1, 1) if contents.needs_v11 else (1, 0)
+    version = contents.format_version
     n_values = int(lat.offsets[-1]) if len(lat.offsets) else 0
     stored_latent_bits = None
     if lat.coding == "float32":
@@ -439,6 +459,8 @@ def check_contents(contents: ArchiveContents) -> DecoderSpec:
     if contents.lossless is not None:
         check_lossless(contents.lossless, w)
         residual_bits = contents.lossless.stored_bits
+    stored_decoder_bits = contents.decoder.stored_bits if contents.decoder.weight_dtype != "float32" else None
     check_header(contents.header, w=w, latent_counts=lat.counts, decoder_scalars=spec.num_scalars,
-                 stored_latent_bits=stored_latent_bits, residual_bits=residual_bits)
+                 stored_latent_bits=stored_latent_bits, residual_bits=residual_bits,
+                 stored_decoder_bits=stored_decoder_bits)
     return spec

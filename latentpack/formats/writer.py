@@ -1,7 +1,9 @@
-"""Write an `ArchiveContents` as a format 1.0 or 1.1 HDF5 archive, atomically.
+"""Write an `ArchiveContents` as a format 1.0, 1.1 or 1.2 HDF5 archive, atomically.
 
-The file is 1.0 when the contents use no 1.1 feature (coded or generated
-latents, lossless residuals, short digests, stored-bits header), else 1.1.
+The file has the oldest version that holds the contents: 1.2 when the
+decoder weights are stored as float16; else 1.1 when a 1.1 feature is used
+(coded or generated latents, lossless residuals, short digests, stored-bits
+header); else 1.0.
 
 ::
 
@@ -31,7 +33,6 @@ from latentpack.formats.errors import ArchiveError, CorruptArchiveError
 from latentpack.formats.reader import open_archive
 from latentpack.formats.schema import (
     ENCODING_TYPE,
-    FORMAT_VERSION,
     INDEX_CODE_GENERATOR,
     ArchiveContents,
     DecoderWeights,
@@ -136,7 +137,7 @@ def _normalise(contents: ArchiveContents) -> ArchiveContents:
         raise ValueError(f"`contents.training` must be a dict, got {type(training).__name__}")
     return ArchiveContents(
         header=contents.header,
-        decoder=DecoderWeights(contents.decoder.architecture, weights),
+        decoder=DecoderWeights(contents.decoder.architecture, weights, contents.decoder.weight_dtype),
         latents=Latents(
             values=_floats("contents.latents.values", contents.latents.values, np.float32).reshape(-1),
             offsets=_ints("contents.latents.offsets", contents.latents.offsets, np.int64),
@@ -248,7 +249,7 @@ def _stream(group: h5py.Group, data: np.ndarray) -> None:
 
 
 def _write(f: h5py.File, c: ArchiveContents, progress: Optional[Callable[[int], Any]]) -> None:
-    version = FORMAT_VERSION if c.needs_v11 else "1.0"
+    version = "{}.{}".format(*c.format_version)
     _attr(f, "encoding-type", ENCODING_TYPE)
     _attr(f, "encoding-version", version)
     _attr(f, "writer", c.writer)
@@ -268,7 +269,8 @@ def _write(f: h5py.File, c: ArchiveContents, progress: Optional[Callable[[int], 
         lg = layers.create_group(layer)
         _attr(lg, "weight_names", [n for n, _ in ws])
         for wname, arr in ws:
-            lg.create_dataset(wname, data=arr, **_CHECKED)
+            # float16: exact, check_weights has seen that the values are float16 values
+            lg.create_dataset(wname, data=arr.astype(c.decoder.weight_dtype), **_CHECKED)
 
     g = f.create_group("latents")
     _tag(g, "latents", version)
@@ -348,7 +350,7 @@ def write_archive(
     force: bool = False,
     progress: Optional[Callable[[int], Any]] = None,
 ) -> Path:
-    """Write `contents` to `path` as a format 1.0 archive (1.1 when it uses 1.1 features).
+    """Write `contents` to `path` in the oldest format version that holds them (1.0, 1.1 or 1.2).
 
     The archive is written to ``.NAME.tmp-XXXX`` next to `path`, read back
     and checked with `latentpack.formats.read_archive`, then moved into
@@ -359,6 +361,8 @@ def write_archive(
         contents: What it holds. Arrays are cast to their on-disk dtypes
             (``float32`` weights and latents, ``int32`` shapes, ...); integer
             arrays must fit. Empty ``writer``/``created`` are filled in.
+            Weights marked ``float16`` must already hold float16 values
+            (`DecoderWeights.as_stored`); they are written as HDF5 float16.
         force: Replace an existing file at `path`.
         progress: Called with the number of images whose latents are written,
             after each chunk of images; None for no reports.

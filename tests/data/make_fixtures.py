@@ -42,11 +42,15 @@ def _folders(root: Path) -> dict[str, tuple[Path, dict]]:
     }
     from latentpack.formats.schema import FORMAT_VERSION
 
-    if tuple(int(v) for v in FORMAT_VERSION.split(".")) >= (1, 1):  # lossless fixtures: extraction checks every digest, across machines
+    version = tuple(int(v) for v in FORMAT_VERSION.split("."))
+    if version >= (1, 1):  # lossless fixtures: extraction checks every digest, across machines
         folders["conv-mixed-lossless"] = (mixed, dict(arch="conv", latent_dims=2, filters=2, epochs=1, batch_size=2,
                                                      lossless=True))
         folders["index-grey-lossless"] = (grey, dict(arch="dense", latent_dims=3, filters=2, epochs=2, batch_size=4,
                                                      codes="index", lossless=True))
+    if version >= (1, 2):  # a file is 1.2 only with float16 weights: one lossy and one lossless fixture
+        folders = {name: (folder, {**options, "weight_dtype": "float16"}) for name, (folder, options) in folders.items()
+                   if name in ("dense-grey", "conv-mixed-lossless")}
     return folders
 
 
