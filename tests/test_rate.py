@@ -12,7 +12,8 @@ from latentpack.codec.rate import RateTarget, bisect_steps, step_grid
 
 # A small decoder and many latents, so that the latents are a large part of the file (HDF5 allocates
 # space in blocks of about 2 KiB: a few hundred bytes of latents would not move the file size).
-ARGS = ["--arch", "mlp", "--filters", "8", "-y", "64", "--epochs", "10", "--batch-size", "16", "--seed", "3"]
+ARGS = ["--arch", "mlp", "--filters", "8", "-y", "64", "--epochs", "10", "--batch-size", "16", "--seed", "3",
+        "--weights", "float32"]
 
 
 def invoke(*args):
@@ -113,6 +114,22 @@ def test_a_size_target_plans_a_smaller_latent(trained_sizes, tmp_path: Path) -> 
     summary = json.loads(invoke("inspect", out, "--json").output)
     assert out.stat().st_size <= budget
     assert 2 <= summary["formula"]["y"] < 16  # 16x16 greyscale: the default y is 16
+
+
+def test_a_size_target_stores_float16_weights_unless_told(trained_sizes, tmp_path: Path) -> None:
+    folder, base = trained_sizes
+    args = ARGS[: ARGS.index("--weights")]
+    out = tmp_path / "half.lpk"
+    assert invoke("compress", folder, "-o", out, *args, "--max-size", base["bytes"]["archive"]).exit_code == 0
+    summary = json.loads(invoke("inspect", out, "--json").output)
+    assert summary["formula"]["weight_dtype"] == "float16" and summary["format_version"] == "1.2"
+    # the same decoder costs half: the file shrinks by about the decoder's float32 bytes / 2
+    assert summary["bytes"]["breakdown"]["decoder"] < 0.6 * base["bytes"]["breakdown"]["decoder"]
+    # a quality target keeps float32 (nothing to fit)
+    out32 = tmp_path / "q32.lpk"
+    target = base["quality"]["mean_psnr"] - 3.0
+    assert invoke("compress", folder, "-o", out32, *args, "--quality", target).exit_code == 0
+    assert json.loads(invoke("inspect", out32, "--json").output)["formula"]["weight_dtype"] == "float32"
 
 
 def test_ratio_is_a_size_target(trained_sizes, tmp_path: Path) -> None:

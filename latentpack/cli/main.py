@@ -80,9 +80,9 @@ def cli() -> None:
               help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
               help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
-@click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default="float32",
-              show_default=True,
-              help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them).")
+@click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default=None,
+              help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them). "
+                   "Default: float16 with --max-size/--ratio, else float32.")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
 @force_option

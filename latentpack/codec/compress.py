@@ -310,7 +310,7 @@ def compress_folder(
     quality: float | None = None,
     max_bytes: int | None = None,
     ratio: float | None = None,
-    weight_dtype: str = "float32",
+    weight_dtype: str | None = None,
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -344,7 +344,8 @@ def compress_folder(
             is at most this many bytes.
         ratio: Target ratio to the raw pixels (``max_bytes = raw / ratio``).
         weight_dtype: How the decoder weights are stored: ``float32``, or
-            ``float16`` (half the bytes; format 1.2). The weights are rounded
+            ``float16`` (half the bytes; format 1.2); None picks ``float16``
+            for a size target (``max_bytes``, ``ratio``), else ``float32``. The weights are rounded
             right after training, so the latent step, the lossless
             prediction and the recorded PSNR all use what ``extract`` runs.
         progress: Optional ``progress(label, total)`` factory.
@@ -370,9 +371,12 @@ def compress_folder(
         raise ValueError(f"`latent_step` must be a positive number, got {latent_step}")
     if digest_bytes not in DIGEST_BYTES:
         raise ValueError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {digest_bytes}")
+    rate = RateTarget(psnr=quality, max_bytes=max_bytes, ratio=ratio)
+    if weight_dtype is None:
+        # a size target wants the smallest file: float16 weights cost no measurable PSNR (README)
+        weight_dtype = "float16" if rate.active and rate.psnr is None else "float32"
     if weight_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
-    rate = RateTarget(psnr=quality, max_bytes=max_bytes, ratio=ratio)
     if rate.active and (lossless or codes == "index" or latent_step is not None):
         raise ValueError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
                          "not with `lossless`, `codes` index or `latent_step`")
@@ -394,6 +398,7 @@ def compress_folder(
             [(im.height, im.width) for im in staged.images], staged.working_mode,
             arch=arch, latent_dims=latent_dims, filters=filters,
             byte_budget=None if budget is None else max(1, budget - _metadata_estimate(len(staged), digest_bytes)),
+            weight_bytes=2 if weight_dtype == "float16" else 4,
         )
         from latentpack.codec import train  # TensorFlow loads here, and only here.
 
