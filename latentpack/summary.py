@@ -99,6 +99,7 @@ def archive_summary(path: str | os.PathLike) -> dict[str, Any]:
                                                       "codes", "latent_step") if k in training},
             "skipped": _skipped(training),
             "rate_control": _rate_control(training),
+            "refine": _refine(training),
         }
 
 
@@ -116,6 +117,18 @@ def _rate_control(training: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(rc.get("got"), number):
         out["got"] = rc["got"]
     return out
+
+
+def _refine(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``refine`` record of the training log (FORMAT.md: MAY), if well-formed."""
+    r = training.get("refine")
+    number = (int, float)
+    if not isinstance(r, dict) or not isinstance(r.get("kept"), bool):
+        return None
+    if not all(isinstance(r.get(k), number) and not isinstance(r.get(k), bool) for k in ("steps", "mse_before", "mse_after")):
+        return None
+    return {"steps": int(r["steps"]), "mse_before": float(r["mse_before"]), "mse_after": float(r["mse_after"]),
+            "kept": r["kept"]}
 
 
 def _skipped(training: dict[str, Any]) -> list[dict[str, str]]:

@@ -22,6 +22,15 @@ def gradient_image(rng: np.random.Generator, size: int = 16) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
 
 
+def ramp_folder(folder: Path, count: int, seed: int, prefix: str = "img") -> Path:
+    """Create ``folder`` holding ``count`` 16x16 greyscale ramps named ``{prefix}{i:03d}.png``."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        gradient_image(rng).save(folder / f"{prefix}{i:03d}.png")
+    return folder
+
+
 @pytest.fixture
 def easy_folder(tmp_path: Path) -> Path:
     """48 greyscale 16x16 ramps in two subfolders."""

@@ -16,7 +16,7 @@ from latentpack.formats import CorruptArchiveError, read_archive
 from latentpack.images import natural_pixels, open_image
 from latentpack.metrics import psnr
 
-from conftest import gradient_image
+from conftest import ramp_folder
 
 
 def invoke(*args):
@@ -160,12 +160,7 @@ def test_forged_lossless_table_shape_is_refused_with_its_path(mixed_lossless, tm
 
 @pytest.fixture(scope="module")
 def ramps(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ramps") / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(4)
-    for i in range(24):
-        gradient_image(rng).save(folder / f"r{i:02d}.png")
-    return folder
+    return ramp_folder(tmp_path_factory.mktemp("ramps") / "images", 24, seed=4, prefix="r")
 
 
 def test_index_codes_store_no_latents_and_round_trip(ramps: Path, tmp_path: Path) -> None:

@@ -62,16 +62,10 @@ def test_one_target_at_a_time() -> None:
 @pytest.fixture(scope="module")
 def trained_sizes(tmp_path_factory):
     """400 smooth ramps, and the summary of their default archive."""
-    import numpy as np
-
-    from conftest import gradient_image
+    from conftest import ramp_folder
 
     root = tmp_path_factory.mktemp("rate")
-    folder = root / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(400):
-        gradient_image(rng).save(folder / f"img{i:03d}.png")
+    folder = ramp_folder(root / "images", 400, seed=1)
     base = root / "base.lpk"
     assert invoke("compress", folder, "-o", base, *ARGS).exit_code == 0
     summary = json.loads(invoke("inspect", base, "--json").output)

@@ -29,7 +29,8 @@ import tensorflow as tf  # noqa: E402
 from latentpack.codec.model import build_autoencoder, export_decoder  # noqa: E402
 from latentpack.formats.schema import DecoderWeights  # noqa: E402
 
-__all__ = ["TrainResult", "train_autoencoder", "train_decoder", "encode_folder", "default_epochs", "PATCH_SIZE"]
+__all__ = ["TrainResult", "RefineResult", "train_autoencoder", "train_decoder", "refine_decoder", "encode_folder",
+           "default_epochs", "default_refine_steps", "PATCH_SIZE"]
 
 #: Side of the square training patches of the ``conv`` architecture.
 PATCH_SIZE = 64
@@ -38,6 +39,10 @@ PATCH_SIZE = 64
 #: a ``dense`` or ``conv`` step on a CPU, so it gets more of them.
 TARGET_STEPS = {"mlp": 24000, "dense": 12000, "conv": 12000}
 MAX_EPOCHS = 300
+#: ``default_refine_steps``: decoder refinement gets this fraction of the training steps.
+REFINE_FRACTION = 0.1
+#: Adam's initial rate for refinement (cosine-decayed to 5%): a quarter of training's.
+REFINE_LEARNING_RATE = 5e-4
 
 
 
@@ -213,6 +218,108 @@ def train_autoencoder(
         steps_per_epoch=steps,
         seconds=seconds,
     )
+
+
+def default_refine_steps(epochs: int, steps_per_epoch: int) -> int:
+    """Refinement steps after a training of ``epochs * steps_per_epoch`` steps (`REFINE_FRACTION` of them)."""
+    return max(1, round(REFINE_FRACTION * epochs * steps_per_epoch))
+
+
+@dataclass
+class RefineResult:
+    """A decoder fine-tuned on the latents it will actually be given.
+
+    Attributes:
+        decoder: The refined weights, rounded as they will be stored.
+        mse_before: Mean squared error (pixels in [0, 1]) over the folder of
+            the decoder given, on those latents.
+        mse_after: The same for ``decoder`` (after rounding).
+        steps: Optimiser steps taken.
+        seconds: Wall time.
+    """
+
+    decoder: DecoderWeights
+    mse_before: float
+    mse_after: float
+    steps: int
+    seconds: float
+
+    def as_json(self, kept: bool) -> dict[str, object]:
+        return {"steps": self.steps, "mse_before": self.mse_before, "mse_after": self.mse_after, "kept": kept,
+                "seconds": round(self.seconds, 3)}
+
+
+def refine_decoder(
+    folder: ImageFolder,
+    design: CodecDesign,
+    decoder: DecoderWeights,
+    latents: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    progress: ProgressFactory | None = None,
+) -> RefineResult:
+    """Fine-tune a trained decoder on the quantised latents it will decode.
+
+    The autoencoder was trained on float latents; the archive stores them
+    rounded to a step. With the encoder and the latents fixed, a few more
+    steps of the decoder alone recover part of what rounding cost (the folder
+    is both the training set and what is stored, so nothing needs to
+    generalise)::
+
+        y_hat_i = q_i * step (fixed) -> g_s -> x_hat_i,   loss = MSE(x_i, x_hat_i)
+
+    Args:
+        folder: The staged images (equal-sized: ``mlp`` or ``dense`` designs).
+        design: The design the decoder was built from.
+        decoder: Its trained weights (already rounded as stored).
+        latents: ``(w, 1, 1, y)`` float32 dequantised latents, image ``i``'s at row ``i``.
+        steps: Optimiser steps (Adam from `REFINE_LEARNING_RATE`, cosine-decayed).
+        batch_size, seed, progress: as `train_autoencoder`.
+
+    Returns:
+        The refined weights, rounded to ``decoder.weight_dtype``, and the
+        folder's MSE before and after (the caller keeps whichever is lower).
+    """
+    if not design.one_vector:
+        raise ValueError(f"`design` must be mlp or dense to refine its decoder, got {design.arch!r}")
+    if steps < 1:
+        raise ValueError(f"`steps` must be >= 1, got {steps}")
+    from latentpack.codec.model import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(design.decoder, "g_s")
+    _load_weights(model, decoder)
+    data = _CodedImages(folder, latents, batch_size, seed)
+    epochs = max(1, math.ceil(steps / len(data)))
+    before = _folder_mse(model, data.array, latents)
+    schedule = keras.optimizers.schedules.CosineDecay(REFINE_LEARNING_RATE, decay_steps=epochs * len(data), alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    start = time.perf_counter()
+    with (progress or null_progress)("Refining", epochs * len(data)) as bar:
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+    seconds = time.perf_counter() - start
+    refined = export_decoder(model, design.decoder).as_stored(decoder.weight_dtype)
+    _load_weights(model, refined)
+    after = _folder_mse(model, data.array, latents)
+    return RefineResult(decoder=refined, mse_before=before, mse_after=after, steps=epochs * len(data), seconds=seconds)
+
+
+def _load_weights(model: keras.Model, decoder: DecoderWeights) -> None:
+    for name, pairs in decoder.weights.items():
+        model.get_layer(name).set_weights([np.asarray(a, np.float32) for _, a in pairs])
+
+
+def _folder_mse(model: keras.Model, images: np.ndarray, latents: np.ndarray, chunk: int = 2048) -> float:
+    """Mean squared error over all ``(w, H, W, C)`` uint8 images (pixels in [0, 1]), summed in float64."""
+    total, count = 0.0, 0
+    for a in range(0, len(images), chunk):
+        x = images[a : a + chunk].astype(np.float32) / 255.0
+        x_hat = np.asarray(model(latents[a : a + chunk], training=False), dtype=np.float64)
+        total += float(np.sum((x_hat[:, : x.shape[1], : x.shape[2]] - x) ** 2))
+        count += x.size
+    return total / max(count, 1)
 
 
 def train_decoder(
