@@ -209,6 +209,11 @@ CRAFTED: dict[str, Crafted] = {
     "case clash": Crafted(_names("x.png", "X.PNG"), UnsafeNameError, "/images/names", reader=False),
     "unicode form clash": Crafted(_names("\u00e9.png", "e\u0301.png"), UnsafeNameError, "/images/names", reader=False),
     "file and folder": Crafted(_names("a.png", "a.png/b.png"), UnsafeNameError, "/images/names", reader=False),
+    "case clash in a folder": Crafted(_names("d/x.png", "D/x.png"), UnsafeNameError, "/images/names", reader=False),
+    "unicode clash in a folder": Crafted(
+        _names("caf\u00e9/x.png", "cafe\u0301/x.png"), UnsafeNameError, "/images/names", reader=False
+    ),
+    "file and grandparent folder": Crafted(_names("a/b/c.png", "A"), UnsafeNameError, "/images/names", reader=False),
     "symlink escape": Crafted(
         _names("link/x.png"), UnsafeNameError, "/images/names", prepare=_symlink_in_out("link", ""), reader=False
     ),

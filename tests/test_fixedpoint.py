@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 
 import latentpack.codec.fixedpoint as fixedpoint
+import latentpack.codec.latent_coding as latent_coding
+import latentpack.codec.reconstruct as reconstruct
 from latentpack.codec.entropy import CountModels, decode_runs, encode_runs, quantize_counts
 from latentpack.codec.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
 from latentpack.codec.index_codes import index_codes
-from latentpack.codec.latent_coding import decode_latents, encode_latents, quantize_latents
+from latentpack.codec.latent_coding import channel_index, decode_latents, dequantize, encode_latents, quantize_latents
 from latentpack.codec.residual import ContextParams, count_table, decode_block, encode_block
-from latentpack.formats import validate_architecture
+from latentpack.formats import IndexCodes, Latents, validate_architecture
 
 from archive_factory import dense_architecture
 
@@ -175,6 +177,32 @@ def test_latents_round_trip() -> None:
     q = quantize_latents(rng.normal(0, 3, int(offsets[-1])), 0.5)
     coded = encode_latents(q, offsets, shapes, 0.5)
     assert np.array_equal(decode_latents(coded, offsets, shapes), q)
+
+
+def test_latents_decode_in_chunks_with_a_table_per_channel(monkeypatch) -> None:
+    # decoding works CHUNK latents at a time (memory); a chunk size that splits nothing evenly must not matter
+    monkeypatch.setattr(latent_coding, "CHUNK", 7)
+    monkeypatch.setattr(reconstruct, "CHUNK", 7)
+    rng = np.random.default_rng(3)
+    shapes = np.array([[4, 5, 3], [1, 1, 2], [6, 3, 3], [2, 2, 1], [5, 5, 3]] * 8, np.int32)
+    offsets = np.concatenate([[0], np.cumsum(shapes.prod(axis=1))]).astype(np.int64)
+    starts = np.repeat(offsets[:-1], shapes.prod(axis=1))
+    want_channels = (np.arange(int(offsets[-1])) - starts) % np.repeat(shapes[:, 2], shapes.prod(axis=1))
+    assert np.array_equal(channel_index(offsets, shapes), want_channels)
+    q = quantize_latents(rng.normal(0, 0.3, int(offsets[-1])) + 4.0 * want_channels, 0.5)  # a mean per channel
+    coded = encode_latents(q, offsets, shapes, 0.5)
+    assert len(set(coded.table_of_channel.tolist())) > 1  # the per-channel path
+    assert np.array_equal(decode_latents(coded, offsets, shapes), q)
+    values = dequantize(q, 0.37)
+    assert np.array_equal(values, (q.astype(np.float64) * 0.37).astype(np.float32))
+    coded_latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes, quantized=coded)
+    assert np.array_equal(reconstruct.float_latents(coded_latents).values, dequantize(q, 0.5))
+    q = rng.integers(-3, 4, int(offsets[-1])).astype(np.int32)
+    shared = encode_latents(q, offsets, shapes, 0.5)
+    assert len(set(shared.table_of_channel.tolist())) == 1  # one table: decoded without a mask
+    assert np.array_equal(decode_latents(shared, offsets, shapes), q)
+    generated = Latents(np.zeros(0, np.float32), offsets, shapes, index_codes=IndexCodes(seed=5, step=0.25))
+    assert np.array_equal(reconstruct.integer_latents(generated)[0], index_codes(np.arange(int(offsets[-1])), 5))
 
 
 def test_index_codes_are_pinned() -> None:

@@ -127,7 +127,7 @@ def extract(archive, names, outdir, force) -> None:
     from latentpack.codec.extract import extract_archive
 
     result = extract_archive(archive, outdir, names, force=force, progress=progress_factory)
-    click.echo(f"Extracted {len(result.paths)} image(s) to {outdir}", err=True)
+    click.echo(f"Extracted {len(result)} image(s) to {outdir}", err=True)
 
 
 @cli.command()

@@ -8,6 +8,12 @@ been checked (inside the output folder, no clash, no existing file unless
 ``force``). A failed extraction (a full disk included) removes the files and
 folders it created. Never imports TensorFlow.
 
+Memory grows with the number of images only by what the archive itself needs
+(the latents, the names) plus a few bytes an image: the checks keep one dict
+entry per name (keyed by the name itself when it is its own clash key), and
+the targets are rebuilt from the names while writing instead of being held
+as one `Path` per image.
+
 Lossless archives decode exactly (`latentpack.codec.lossless`): every image's
 pixels are checked against its stored sha256 before it is written, the file
 bytes are decoded again and checked (a format that cannot hold the pixels
@@ -22,14 +28,13 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
+import numpy as np
 from PIL import Image
 
-from typing import Iterator
-
-from latentpack.codec.lossless import DigestMismatchError, check_all_digests, fixed_point_decoder, iter_exact
-from latentpack.codec.reconstruct import check_decodable, iter_reconstructions, load_decoder, resolve_latents
+from latentpack.codec.lossless import AllDigests, DigestMismatchError, fixed_point_decoder, iter_exact
+from latentpack.codec.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
 from latentpack.formats import ArchiveContents, ArchiveError, read_archive, validate_architecture
 from latentpack.images import ImageReadError, open_image
 from latentpack.progress import ProgressFactory, null_progress
@@ -44,19 +49,33 @@ _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {"opti
 
 @dataclass
 class ExtractResult:
-    """The files `extract_archive` wrote, in archive order."""
+    """What `extract_archive` wrote: the images' names, in archive order, under ``root``.
 
-    paths: list[Path]
+    Attributes:
+        root: The output folder, symlinks resolved.
+        names: The stored names of the images written, in archive order.
+    """
+
+    root: Path
+    names: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files written, in archive order (built on request: one `Path` per image)."""
+        return [_target(self.root, name) for name in self.names]
 
 
-def select_images(names: Sequence[str], wanted: Sequence[str] | None) -> list[int]:
-    """Indices of the wanted names (all when ``wanted`` is empty).
+def select_images(names: Sequence[str], wanted: Sequence[str] | None) -> Sequence[int]:
+    """Indices of the wanted names, sorted (all, as a `range`, when ``wanted`` is empty).
 
     Raises:
         KeyError: listing every wanted name that is not in the archive.
     """
     if not wanted:
-        return list(range(len(names)))
+        return range(len(names))
     where = {n: i for i, n in enumerate(names)}
     missing = [n for n in wanted if n not in where]
     if missing:
@@ -110,13 +129,14 @@ def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None,
         for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):
             yield i, image, None, True
         return
-    resolved = resolve_latents(contents.latents)
-    if resolved.q is None:
+    ints = integer_latents(contents.latents)
+    if ints is None:
         raise DigestMismatchError("a lossless archive must store integer latents", hdf5_path="/latents")
-    fp = fixed_point_decoder(contents.decoder, resolved.step, contents.lossless.thresholds)
+    q, step = ints
+    fp = fixed_point_decoder(contents.decoder, step, contents.lossless.thresholds)
     mode = fp.spec.output_mode
     lat = contents.latents
-    for i, _, image, digest, ok in iter_exact(contents.lossless, fp, resolved.q, lat.offsets, lat.shapes, table, mode,
+    for i, _, image, digest, ok in iter_exact(contents.lossless, fp, q, lat.offsets, lat.shapes, table, mode,
                                               indices, strict):
         yield i, image, digest, ok
 
@@ -165,7 +185,7 @@ def extract_archive(
     table = contents.images
     indices = select_images(table.names, names)
     outdir = Path(outdir)
-    targets = _check_targets(archive, outdir, table.names, indices, force)
+    root = _check_targets(archive, outdir, table.names, indices, force)
     try:
         check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, table.names, indices)
     except ArchiveError as err:
@@ -173,15 +193,14 @@ def extract_archive(
         raise
 
     made_outdirs = [p for p in [outdir, *outdir.parents] if not p.exists()]
-    created: list[Path] = []
-    digests: list[bytes] = []
+    created = np.zeros(len(table), dtype=bool)
+    all_digests = AllDigests()
     made_dirs: list[Path] = []
-    written: list[Path] = []
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         with (progress or null_progress)("Extracting", len(indices)) as bar:
             for i, image, digest, _ in iter_images(contents, indices):
-                target = targets[i]
+                target = _target(root, table.names[i])
                 missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made_dirs.extend(reversed(missing))
@@ -190,30 +209,41 @@ def extract_archive(
                     data = encode_image(image, table.formats[i])
                 else:
                     data = encode_exact(image, table.formats[i], digest, table.names[i])
-                    digests.append(digest)
+                    all_digests.add(digest)
                 _write_atomic(target, data)
-                if is_new:
-                    created.append(target)
-                written.append(target)
+                created[i] = is_new
                 bar.update(1)
-        if contents.lossless is not None and len(digests) == len(table):
-            check_all_digests(table.sha256_all, digests)
+        if contents.lossless is not None and all_digests.count == len(table):
+            all_digests.check(table.sha256_all)
     except BaseException:
-        for path in created:
-            path.unlink(missing_ok=True)
+        for i in np.flatnonzero(created):
+            _target(root, table.names[i]).unlink(missing_ok=True)
         for d in reversed(made_outdirs[::-1] + made_dirs):
             try:
                 d.rmdir()
             except OSError:
                 pass
         raise
-    return ExtractResult(paths=written)
+    chosen = table.names if len(indices) == len(table) else [table.names[i] for i in indices]
+    return ExtractResult(root=root, names=chosen)
+
+
+def _target(root: Path, name: str) -> Path:
+    """Where a name checked by `safe_target` is written under the resolved output folder (the same path)."""
+    return root.joinpath(*name.split("/"))
 
 
 def _check_targets(
     archive: str | os.PathLike, outdir: Path, names: Sequence[str], indices: Sequence[int], force: bool
-) -> dict[int, Path]:
-    """The checked target of every image to extract, before anything is written.
+) -> Path:
+    """Check the target of every image to extract, before anything is written.
+
+    Targets are not kept (`_target` rebuilds each from its name while
+    writing); what is kept is one clash key per name, which is the name
+    object itself when normalising and case-folding leave it unchanged.
+
+    Returns:
+        The output folder, symlinks resolved: the root of every target.
 
     Raises:
         UnsafeNameError: a name breaks a rule of `safe_target`, two names map
@@ -221,30 +251,46 @@ def _check_targets(
             for case-insensitive disks), or one name is a folder of another.
         FileExistsError: targets exist and ``force`` is False.
     """
-    targets: dict[int, Path] = {}
     seen: dict[str, str] = {}
-    existing = []
+    existing = 0
+    shown: list[str] = []
     for i in indices:
+        name = names[i]
         where = f"{os.fspath(archive)}: /images/names entry {i}"
-        target = safe_target(outdir, names[i], where=where)
-        key = unicodedata.normalize("NFC", str(target)).casefold()
+        target = safe_target(outdir, name, where=where)
+        key = _clash_key(name)
         if key in seen:
-            raise UnsafeNameError(names[i], f"maps to the same output file as {seen[key]!r}", where)
-        seen[key] = names[i]
+            raise UnsafeNameError(name, f"maps to the same output file as {seen[key]!r}", where)
+        seen[key] = name
         if target.exists() or target.is_symlink():
             if target.is_dir() or target.is_symlink() or not force:
-                existing.append(display_name(names[i]))
-        targets[i] = target
-    folders = {k for key in seen for k in _parents(key)}
+                existing += 1
+                if len(shown) < 5:
+                    shown.append(display_name(name))
+    # a key that is a parent folder of another key: found from the children, without a set of all folders
+    folders = {parent for key in seen for parent in _parents(key) if parent in seen}
     for key, name in seen.items():
         if key in folders:
             raise UnsafeNameError(name, "is both a file and the folder of another name", f"{os.fspath(archive)}: /images/names")
     if existing:
-        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-        raise FileExistsError(f"{len(existing)} file(s) exist in {outdir} (use --force to overwrite): {shown}")
-    return targets
+        more = f" and {existing - len(shown)} more" if existing > len(shown) else ""
+        raise FileExistsError(f"{existing} file(s) exist in {outdir} (use --force to overwrite): {', '.join(shown)}{more}")
+    return Path(os.path.realpath(outdir))
 
 
-def _parents(key: str) -> list[str]:
-    parts = key.split(os.sep)
-    return [os.sep.join(parts[:n]) for n in range(1, len(parts))]
+def _clash_key(name: str) -> str:
+    """Names with the same key would be the same file on a case-insensitive or normalising disk.
+
+    The key of a target is that of its name: the output folder is the same for
+    all, and nothing composes with the ``/`` between folder and name.
+    """
+    key = unicodedata.normalize("NFC", name).casefold()
+    return name if key == name else key
+
+
+def _parents(key: str) -> Iterator[str]:
+    """The proper parent folders of a key, shortest first (``a``, ``a/b`` of ``a/b/c``)."""
+    end = key.find("/")
+    while end != -1:
+        yield key[:end]
+        end = key.find("/", end + 1)

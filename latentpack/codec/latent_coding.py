@@ -15,14 +15,16 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from latentpack.codec.entropy import CountModels, decode_runs, encode_runs, quantize_counts
+from latentpack.codec.entropy import CountModels, encode_runs, quantize_counts
 from latentpack.formats.schema import QuantizedLatents
 
-__all__ = ["MAX_SYMBOLS", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
+__all__ = ["MAX_SYMBOLS", "CHUNK", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
            "channel_index"]
 
 #: Largest alphabet of a latent table (qmax - qmin + 1); latents are clipped to it.
 MAX_SYMBOLS = 1 << 12
+#: Latents handled at once where a whole-array temporary would grow with the archive.
+CHUNK = 1 << 16
 _BITS_PER_COUNT = 16
 
 
@@ -35,16 +37,39 @@ def quantize_latents(values: np.ndarray, step: float) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, step: float) -> np.ndarray:
-    """``q * step`` computed in float64, returned as float32 (the same on every machine)."""
-    return (np.asarray(q, np.float64) * np.float64(step)).astype(np.float32)
+    """``q * step`` computed in float64, returned as float32 (the same on every machine).
+
+    The float64 products are made `CHUNK` values at a time, so the only array
+    as long as ``q`` that this makes is the float32 result.
+    """
+    q = np.asarray(q)
+    out = np.empty(q.shape, dtype=np.float32)
+    flat, dst = q.reshape(-1), out.reshape(-1)
+    for a in range(0, flat.size, CHUNK):
+        dst[a : a + CHUNK] = np.asarray(flat[a : a + CHUNK], np.float64) * np.float64(step)
+    return out
 
 
 def channel_index(offsets: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """The channel of every flat latent: its index along the last axis."""
-    c = shapes[:, 2].astype(np.int64) if len(shapes) else np.zeros(0, np.int64)
+    """The channel of every flat latent, int32: its index along the last axis."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    out = np.empty(int(offsets[-1]) if len(offsets) else 0, dtype=np.int32)
+    for a, b, channels in _channel_chunks(offsets, shapes):
+        out[a:b] = channels
+    return out
+
+
+def _channel_chunks(offsets: np.ndarray, shapes: np.ndarray):
+    """``(a, b, channels of latents a..b-1)`` for whole images, about `CHUNK` latents at a time."""
+    c = np.maximum(shapes[:, 2].astype(np.int64), 1) if len(shapes) else np.ones(0, np.int64)
     counts = np.diff(offsets)
-    starts = np.repeat(offsets[:-1], counts)
-    return ((np.arange(int(offsets[-1]), dtype=np.int64) - starts) % np.repeat(np.maximum(c, 1), counts)).astype(np.int64)
+    i, w = 0, len(counts)
+    while i < w:
+        j = min(max(int(np.searchsorted(offsets, offsets[i] + CHUNK, side="right")) - 1, i + 1), w)
+        a, b = int(offsets[i]), int(offsets[j])
+        starts = np.repeat(offsets[i:j], counts[i:j])
+        yield a, b, (np.arange(a, b, dtype=np.int64) - starts) % np.repeat(c[i:j], counts[i:j])
+        i = j
 
 
 def _table_cost(symbols: np.ndarray, rows: np.ndarray, n_rows: int, k: int) -> float:
@@ -69,7 +94,7 @@ def encode_latents(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, step:
         The stored form.
     """
     q = np.asarray(q, dtype=np.int64)
-    channels = channel_index(offsets, shapes)
+    channels = channel_index(offsets, shapes).astype(np.int64)
     n_channels = int(shapes[:, 2].max()) if len(shapes) else 1
     qmin = int(q.min()) if q.size else 0
     k = (int(q.max()) - qmin + 1) if q.size else 1
@@ -89,12 +114,30 @@ def encode_latents(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, step:
 
 
 def decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """Decode the flat int32 quantised latents (mirror of `encode_latents`)."""
-    channels = channel_index(offsets, shapes)
-    rows = coded.table_of_channel[channels].astype(np.int64)
-    order = np.lexsort((np.arange(len(rows)), rows))
+    """Decode the flat int32 quantised latents (mirror of `encode_latents`).
+
+    The stream holds the symbols of table 0 (in flat order), then table 1's,
+    and so on; each table's symbols are decoded in one run and scattered to
+    the latents whose channel uses it. Besides the int32 result, memory is
+    the table of each latent (one byte a latent up to 256 tables) and one
+    boolean mask; with one table in use, nothing but the result.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = int(offsets[-1]) if len(offsets) else 0
     decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.stream, dtype=np.uint32))
-    symbols = decode_runs(decoder, rows[order], CountModels(coded.counts))
-    out = np.empty(len(rows), dtype=np.int64)
-    out[order] = symbols
-    return (out + coded.qmin).astype(np.int32)
+    models = CountModels(coded.counts)
+    table_of_channel = coded.table_of_channel.astype(np.min_scalar_type(max(len(models) - 1, 0)))
+    rows = np.empty(n, dtype=table_of_channel.dtype)
+    for a, b, channels in _channel_chunks(offsets, shapes):
+        rows[a:b] = table_of_channel[channels]
+    per_row = np.bincount(rows, minlength=len(models))
+    used = np.flatnonzero(per_row)
+    if len(used) == 1:
+        del rows
+        out = np.asarray(decoder.decode(models.model(int(used[0])), n), dtype=np.int32)
+    else:
+        out = np.empty(n, dtype=np.int32)
+        for r in used:
+            out[rows == r] = decoder.decode(models.model(int(r)), int(per_row[r]))
+    out += np.int32(coded.qmin)
+    return out

@@ -16,7 +16,7 @@ Numpy, Pillow and constriction only (no TensorFlow).
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,7 @@ __all__ = [
     "rebuild_original",
     "check_digest",
     "check_all_digests",
+    "AllDigests",
     "CHOICE_SAMPLES",
 ]
 
@@ -119,17 +120,39 @@ def check_digest(image: Image.Image, table: ImageTable, i: int, strict: bool = T
     return digest, ok
 
 
-def check_all_digests(sha256_all: np.ndarray | None, digests: Sequence[bytes]) -> None:
+class AllDigests:
+    """The sha256 of all full digests in archive order, fed one image at a time (memory does not grow)."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        #: Digests added so far.
+        self.count = 0
+
+    def add(self, digest: bytes) -> None:
+        self._sha.update(digest)
+        self.count += 1
+
+    def check(self, sha256_all: np.ndarray | None) -> None:
+        """Compare with ``/images/sha256_all`` (when stored).
+
+        Raises:
+            DigestMismatchError: they differ.
+        """
+        if sha256_all is not None and self._sha.digest() != bytes(sha256_all):
+            raise DigestMismatchError("the images' full sha256 digests do not match /images/sha256_all",
+                                      hdf5_path="/images/sha256_all")
+
+
+def check_all_digests(sha256_all: np.ndarray | None, digests: Iterable[bytes]) -> None:
     """Compare the sha256 of all full digests, in order, with ``/images/sha256_all`` (when stored).
 
     Raises:
         DigestMismatchError: they differ.
     """
-    if sha256_all is None:
-        return
-    if hashlib.sha256(b"".join(digests)).digest() != bytes(sha256_all):
-        raise DigestMismatchError("the images' full sha256 digests do not match /images/sha256_all",
-                                  hdf5_path="/images/sha256_all")
+    running = AllDigests()
+    for digest in digests:
+        running.add(digest)
+    running.check(sha256_all)
 
 
 def encode_residuals(
@@ -239,11 +262,11 @@ def iter_exact(
             f"fixed-point parameters act_bits={ll.act_bits}, acc_bits={ll.acc_bits} are not supported "
             f"(this latentpack uses {ACT_BITS}, {ACC_BITS})", hdf5_path="/lossless")
     w = len(table)
-    wanted = sorted(set(range(w) if indices is None else (int(i) for i in indices)))
+    wanted = np.arange(w, dtype=np.int64) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
     params = ContextParams(ll.pred_levels, ll.neighbour_levels)
     models = CountModels(ll.counts)
     block_of = np.searchsorted(ll.block_bounds, wanted, side="right") - 1
-    for b in sorted(set(int(v) for v in block_of)):
+    for b in (int(v) for v in np.unique(block_of)):
         a, e = int(ll.block_bounds[b]), int(ll.block_bounds[b + 1])
         preds_by = predict(fp, q, offsets, latent_shapes, table.shapes, range(a, e))
         preds = [preds_by[i] for i in range(a, e)]
@@ -267,7 +290,7 @@ def iter_exact(
             yield i, decoded[i - a], img, digest, ok
 
 
-def _wanted_in(wanted: Sequence[int], a: int, e: int) -> set[int]:
-    """The wanted indices in ``[a, e)``."""
+def _wanted_in(wanted: np.ndarray, a: int, e: int) -> set[int]:
+    """The wanted indices in ``[a, e)`` (``wanted`` sorted)."""
     lo, hi = np.searchsorted(wanted, a), np.searchsorted(wanted, e)
-    return set(wanted[lo:hi])
+    return set(wanted[lo:hi].tolist())

@@ -19,7 +19,7 @@ from PIL import Image
 from dataclasses import dataclass
 
 from latentpack.codec.index_codes import index_codes
-from latentpack.codec.latent_coding import decode_latents, dequantize
+from latentpack.codec.latent_coding import CHUNK, decode_latents, dequantize
 from latentpack.codec.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
 from latentpack.formats.errors import ArchiveError
@@ -37,6 +37,8 @@ __all__ = [
     "MAX_BATCH_SCALARS",
     "MAX_DECODE_SCALARS",
     "resolve_latents",
+    "integer_latents",
+    "float_latents",
     "ResolvedLatents",
 ]
 
@@ -64,18 +66,48 @@ class ResolvedLatents:
     step: float | None
 
 
+def integer_latents(latents: Latents) -> tuple[np.ndarray, float] | None:
+    """The flat int32 latents and their step: decoded (coded latents) or generated (index codes).
+
+    Returns:
+        ``(q, step)``, or None for float32 latents. Nothing but ``q`` grows
+        with the number of latents (generated codes are made in chunks).
+    """
+    if latents.quantized is not None:
+        return decode_latents(latents.quantized, latents.offsets, latents.shapes), latents.quantized.step
+    if latents.index_codes is not None:
+        n = int(latents.offsets[-1])
+        q = np.empty(n, dtype=np.int32)
+        for a in range(0, n, CHUNK):
+            q[a : a + CHUNK] = index_codes(np.arange(a, min(a + CHUNK, n)), latents.index_codes.seed)
+        return q, latents.index_codes.step
+    return None
+
+
 def resolve_latents(latents: Latents) -> ResolvedLatents:
     """Decode coded latents or generate index codes; float32 latents pass through."""
-    if latents.quantized is not None:
-        q = decode_latents(latents.quantized, latents.offsets, latents.shapes)
-        step = latents.quantized.step
-    elif latents.index_codes is not None:
-        q = index_codes(np.arange(int(latents.offsets[-1])), latents.index_codes.seed)
-        step = latents.index_codes.step
-    else:
+    ints = integer_latents(latents)
+    if ints is None:
         return ResolvedLatents(latents, None, None)
+    q, step = ints
     values = dequantize(q, step)
     return ResolvedLatents(Latents(values=values, offsets=latents.offsets, shapes=latents.shapes), q, step)
+
+
+def float_latents(latents: Latents) -> Latents:
+    """``latents`` with float32 ``values``, as `resolve_latents` makes them, without keeping the integers.
+
+    The values are written over the integers' buffer (both 4 bytes a latent),
+    so decoding coded latents needs one array as long as the latents, not two.
+    """
+    ints = integer_latents(latents)
+    if ints is None:
+        return latents
+    q, step = ints
+    values = q.view(np.float32)
+    for a in range(0, len(q), CHUNK):
+        values[a : a + CHUNK] = dequantize(q[a : a + CHUNK], step)  # reads the integers before writing over them
+    return Latents(values=values, offsets=latents.offsets, shapes=latents.shapes)
 
 
 def load_decoder(decoder: DecoderWeights) -> NumpyDecoder:
@@ -167,7 +199,7 @@ def iter_reconstructions(
     if indices is None:
         indices = range(len(images))
     if latents.coding != "float32":
-        latents = resolve_latents(latents).latents
+        latents = float_latents(latents)
     mode = decoder.spec.output_mode
     costs = decode_costs(decoder.spec, latents.shapes)
     for batch in _batches(latents, images, indices, costs):

@@ -243,5 +243,5 @@ def read_data(ds: h5py.Dataset, dtype: Any, path: str) -> Any:
         data = ds[()]
         if isinstance(data, bytes):
             return decode_utf8(data, path, "value")
-        return [decode_utf8(v, path, f"entry {i}") for i, v in enumerate(data.tolist())]
+        return [decode_utf8(v, path, f"entry {i}") for i, v in enumerate(data)]  # no list of all the raw bytes
     return np.asarray(ds[()], dtype=dtype)

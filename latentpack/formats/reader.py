@@ -432,8 +432,8 @@ class Archive:
             table = ImageTable(
                 names=r("/images/names", STR),
                 shapes=r("/images/shapes", np.int32),
-                modes=r("/images/modes", STR),
-                formats=r("/images/formats", STR),
+                modes=_shared(r("/images/modes", STR)),
+                formats=_shared(r("/images/formats", STR)),
                 sha256=r("/images/sha256", np.uint8),
                 palette_index=r("/images/palette_index", np.int32),
                 palettes=r("/images/palettes", np.uint8),
@@ -565,6 +565,12 @@ class Archive:
     def __repr__(self) -> str:
         state = "open" if self._file is not None else "closed"
         return f"<latentpack Archive {os.fspath(self.path)!r} format {self.format_version} w={self._header.w} ({state})>"
+
+
+def _shared(labels: list[str]) -> list[str]:
+    """The labels with equal ones as one object: a mode or format repeats for every image."""
+    one: dict[str, str] = {}
+    return [one.setdefault(label, label) for label in labels]
 
 
 def _int_attr(obj: Any, path: str, name: str) -> int:

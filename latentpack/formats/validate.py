@@ -262,12 +262,12 @@ def check_image_table(
     """Names unique and safe, labels short ASCII, palette rows in range, sizes >= 0."""
     if len(names) != w:
         raise _fail("/images/names", f"expected {w} entries, got {len(names)}")
-    seen: dict[str, int] = {}
+    seen: set[str] = set()  # the names themselves, no index object per name
     for i, name in enumerate(names):
         _check_name(i, name)
         if name in seen:
-            raise _fail("/images/names", f"entries {seen[name]} and {i}: duplicate name {name!r}")
-        seen[name] = i
+            raise _fail("/images/names", f"entries {list(names).index(name)} and {i}: duplicate name {name!r}")
+        seen.add(name)
     _check_labels("/images/modes", modes, w, 1, 16)
     _check_labels("/images/formats", formats, w, 0, 32)
     _expect("/images/sha256", sha256, np.uint8, (w, None))
