@@ -465,12 +465,12 @@ def compress_folder(
             raw, offsets, shapes = train.encode_folder(trained.encoder, staged, design, progress=progress)
             timings["encode"] = time.perf_counter() - t
             t = time.perf_counter()
+            grid = step_grid(float(np.std(raw)), float(np.max(np.abs(raw))))
             if rate.psnr is not None:
-                grid = step_grid(float(np.std(raw)), float(np.max(np.abs(raw))))
                 k = _quality_index(staged, trained.decoder, raw, offsets, shapes, grid, rate.psnr)
                 step = grid[len(grid) - 1 if k is None else k]
             elif rate.active:
-                grid, k = step_grid(float(np.std(raw)), float(np.max(np.abs(raw)))), 0  # the size loop below refines k
+                k = 0  # the size loop below refines k
                 step = grid[k]
             else:
                 step = latent_step or _choose_step(staged, design, trained.decoder, raw, offsets, shapes, lossless)
@@ -574,7 +574,6 @@ def compress_folder(
             contents = _meet_quality(assemble, raw, offsets, shapes, grid, k, rate.psnr)
             contents = _refined(contents, refine_at, assemble, raw, offsets, shapes, rate.psnr, None)
         elif rate.active:
-            budget = rate.byte_budget(staged.x_bits // 8)
             contents = _fit_size(assemble, raw, offsets, shapes, grid, budget)
             contents = _refined(contents, refine_at, assemble, raw, offsets, shapes, None, budget)
         else:
