@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from latentpack.formats.decoder_spec import ARCHITECTURE_TYPE, ARCHITECTURE_VERSION, OUTPUT_MODES, validate_architecture
 
@@ -266,9 +266,10 @@ def design_codec(
     def fits(design: CodecDesign) -> bool:
         return design.decoder_scalars * 32 <= DECODER_BUDGET * x_bits
 
-    def widest(arch: str) -> CodecDesign | None:
+    def widest(arch: str, max_decoder_bytes: float = math.inf) -> CodecDesign | None:
         for f in MLP_WIDTHS if arch == "mlp" else FILTER_CHOICES:
-            if fits(candidate := build(arch, f)):
+            candidate = build(arch, f)
+            if fits(candidate) and candidate.decoder_scalars * weight_bytes <= max_decoder_bytes:
                 return candidate
         return None
 
@@ -280,40 +281,21 @@ def design_codec(
             # no width of it fits the budget (a small folder), the
             # convolutional one reaches the same quality with fewer weights.
             arch = "mlp" if widest("mlp") else "dense"
-    if filters is not None:
-        design = build(arch, filters)
-    else:
-        design = widest(arch) or build(arch, MLP_WIDTHS[-1] if arch == "mlp" else FILTER_CHOICES[-1])
-    if byte_budget is not None and design.one_vector and _planned_bytes(design, len(shapes), weight_bytes) > byte_budget:
-        return _fit_budget(build, arch, byte_budget, weight_bytes, len(shapes), latent_dims, filters, fits)
+    narrowest = MLP_WIDTHS[-1] if arch == "mlp" else FILTER_CHOICES[-1]
+    design = build(arch, filters) if filters is not None else widest(arch) or build(arch, narrowest)
+    if byte_budget is None or not design.one_vector or _planned_bytes(design, len(shapes), weight_bytes) <= byte_budget:
+        return design
+    # A size target the default does not meet: the decoder takes at most
+    # SIZE_DECODER_SHARE of the bytes, y what the rest buys; what the caller gave stays.
+    if filters is None:
+        design = widest(arch, SIZE_DECODER_SHARE * byte_budget) or build(arch, narrowest)
+    if latent_dims is None:
+        left_bits = 8 * (byte_budget - design.decoder_scalars * weight_bytes)
+        y = int(min(design.latent_dims, max(2, round(left_bits / (len(shapes) * SIZE_BITS_PER_LATENT)))))
+        design = build(arch, design.filters, y)
     return design
 
 
 def _planned_bytes(design: CodecDesign, w: int, weight_bytes: int) -> float:
     """Decoder plus ``w`` latent vectors at ``SIZE_BITS_PER_LATENT`` bits each."""
     return design.decoder_scalars * weight_bytes + w * design.latent_dims * SIZE_BITS_PER_LATENT / 8
-
-
-def _fit_budget(build: Callable[..., CodecDesign], arch: str, byte_budget: int, weight_bytes: int, w: int,
-                latent_dims: int | None, filters: int | None, fits: Callable[[CodecDesign], bool]) -> CodecDesign:
-    """Split a byte budget between the decoder and ``w`` coded latent vectors.
-
-    The decoder's width is the widest of the usual candidates (within the
-    raw-size budget too) whose weights cost at most ``SIZE_DECODER_SHARE`` of
-    the budget, else the narrowest; ``y`` is what the rest buys at
-    ``SIZE_BITS_PER_LATENT`` bits per latent, between 2 and the default. A
-    width or ``y`` the caller gave is kept.
-    """
-    widths = [filters] if filters is not None else list(MLP_WIDTHS if arch == "mlp" else FILTER_CHOICES)
-    design = build(arch, widths[-1])
-    for f in widths:
-        candidate = build(arch, f)
-        if filters is not None or (fits(candidate)
-                                   and candidate.decoder_scalars * weight_bytes <= SIZE_DECODER_SHARE * byte_budget):
-            design = candidate
-            break
-    if latent_dims is not None:
-        return design
-    left_bits = 8 * (byte_budget - design.decoder_scalars * weight_bytes)
-    y = int(min(design.latent_dims, max(2, round(left_bits / (w * SIZE_BITS_PER_LATENT)))))
-    return build(arch, design.filters, y)

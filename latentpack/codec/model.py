@@ -20,7 +20,7 @@ from latentpack.formats.schema import DecoderWeights
 quiet_tensorflow()
 import keras  # noqa: E402
 
-__all__ = ["build_model", "build_autoencoder", "export_decoder", "Autoencoder"]
+__all__ = ["build_model", "build_autoencoder", "export_decoder", "load_decoder_weights", "Autoencoder"]
 
 
 def _keras_layer(layer) -> keras.layers.Layer:
@@ -109,3 +109,9 @@ def export_decoder(decoder: keras.Model, arch: dict[str, Any]) -> DecoderWeights
             pairs.append((wname, value))
         weights[layer.name] = pairs
     return DecoderWeights(architecture=arch, weights=weights)
+
+
+def load_decoder_weights(decoder: keras.Model, weights: DecoderWeights) -> None:
+    """Set a Keras decoder's weights from stored ones (the inverse of `export_decoder`)."""
+    for name, pairs in weights.weights.items():
+        decoder.get_layer(name).set_weights([np.asarray(a, np.float32) for _, a in pairs])

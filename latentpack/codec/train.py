@@ -26,7 +26,7 @@ keep_freed_memory()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from latentpack.codec.model import build_autoencoder, export_decoder  # noqa: E402
+from latentpack.codec.model import build_autoencoder, export_decoder, load_decoder_weights  # noqa: E402
 from latentpack.formats.schema import DecoderWeights  # noqa: E402
 
 __all__ = ["TrainResult", "RefineResult", "train_autoencoder", "train_decoder", "refine_decoder", "encode_folder",
@@ -290,7 +290,7 @@ def refine_decoder(
 
     keras.utils.set_random_seed(seed)
     model = build_model(design.decoder, "g_s")
-    _load_weights(model, decoder)
+    load_decoder_weights(model, decoder)
     data = _CodedImages(folder, latents, batch_size, seed)
     epochs = max(1, math.ceil(steps / len(data)))
     before = _folder_mse(model, data.array, latents)
@@ -301,14 +301,9 @@ def refine_decoder(
         model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
     seconds = time.perf_counter() - start
     refined = export_decoder(model, design.decoder).as_stored(decoder.weight_dtype)
-    _load_weights(model, refined)
+    load_decoder_weights(model, refined)
     after = _folder_mse(model, data.array, latents)
     return RefineResult(decoder=refined, mse_before=before, mse_after=after, steps=epochs * len(data), seconds=seconds)
-
-
-def _load_weights(model: keras.Model, decoder: DecoderWeights) -> None:
-    for name, pairs in decoder.weights.items():
-        model.get_layer(name).set_weights([np.asarray(a, np.float32) for _, a in pairs])
 
 
 def _folder_mse(model: keras.Model, images: np.ndarray, latents: np.ndarray, chunk: int = 2048) -> float:
