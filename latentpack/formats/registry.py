@@ -187,6 +187,16 @@ class Element:
     header_bits: ClassVar[str | None] = None
     summary: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **declared: Any) -> None:
+        """Take the class attributes as keywords: ``class Quality(Element, encoding_type="quality", ...)``."""
+        super().__init_subclass__()
+        for name, value in declared.items():
+            if not hasattr(Element, name) and name not in Element.__annotations__:
+                raise TypeError(f"{cls.__name__}: unknown element declaration {name!r}")
+            setattr(cls, name, value)
+        if "encoding_type" in declared and "part" not in declared:
+            cls.part = declared["encoding_type"]
+
     @property
     def path(self) -> str:
         return "/" + self.encoding_type

@@ -91,12 +91,10 @@ def round_weights(decoder: DecoderWeights, weight_dtype: str) -> DecoderWeights:
 
 
 @register
-class DecoderElement(Element):
-    encoding_type = part = "decoder"
-    label = "decoder weights"
-    reads = ("1.0", "1.1", "1.2")
-    display = 0
-    header_bits = "stored_decoder_bits"
+class DecoderElement(
+    Element, encoding_type="decoder", label="decoder weights", reads=("1.0", "1.1", "1.2"), display=0,
+    header_bits="stored_decoder_bits",
+):
     fields = (
         Field("layer_names", STR, (None,), attr=True),
         Field("architecture", STR, (), storage=h5write.TEXT),

@@ -94,11 +94,7 @@ def _shared(labels: list[str]) -> list[str]:
 
 
 @register
-class Images(Element):
-    encoding_type = part = "images"
-    label = "image metadata"
-    reads = ("1.0", "1.1", "1.2")
-    display = 3
+class Images(Element, encoding_type="images", label="image metadata", reads=("1.0", "1.1", "1.2"), display=3):
     fields = (
         Field("names", STR, ("w",)),
         Field("modes", STR, ("w",)),

@@ -28,9 +28,7 @@ def check_index_codes(codes: IndexCodes) -> None:
 
 
 @register
-class IndexLatents(LatentsBase):
-    variant = "index"
-    reads = ("1.1", "1.2")
+class IndexLatents(LatentsBase, variant="index", reads=("1.1", "1.2")):
     fields = (
         Field("coding", STR, attr=True, since="1.1", const="index"),
         Field("generator", STR, attr=True, since="1.1", const=INDEX_CODE_GENERATOR),

@@ -58,14 +58,10 @@ def check_lossless(ll: LosslessResiduals, w: int) -> None:
 
 
 @register
-class Lossless(Element):
-    encoding_type = part = "lossless"
-    label = "lossless residuals"
-    reads = ("1.1", "1.2")
-    since = "1.1"
-    optional = True
-    display = 2
-    header_bits = "residual_bits"
+class Lossless(
+    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2"), since="1.1", optional=True,
+    display=2, header_bits="residual_bits",
+):
     fields = (
         Field("predictor", STR, attr=True, since="1.1", const="fixed-point"),
         *(_int(name) for name in ("act_bits", "acc_bits", "pred_levels", "neighbour_levels")),
