@@ -184,8 +184,15 @@ class Archive:
 
     # -- the archive's parts --------------------------------------------------
 
-    def _part(self, part: str) -> Any:
-        """An element's value, read and checked the first time (None when the archive has no such element)."""
+    def part(self, part: str) -> Any:
+        """An element's value by its `ArchiveContents` field name, read and checked the first time.
+
+        Args:
+            part: The element's ``part`` (``"images"``, ``"lossless"``, ...).
+
+        Returns:
+            Its in-memory value, or None when the archive has no such element.
+        """
 
         def load() -> Any:
             element = next((el for el in self._elements.values() if el.part == part), None)
@@ -212,51 +219,42 @@ class Archive:
     @property
     def decoder(self) -> DecoderWeights:
         """The decoder description and its weights, as float32 (float16 ones converted exactly)."""
-        return self._part("decoder")
+        return self.part("decoder")
 
     @property
     def latents(self) -> Latents:
         """One latent tensor per image."""
-        return self._part("latents")
+        return self.part("latents")
 
     @property
     def images(self) -> ImageTable:
         """Per-image metadata."""
-        return self._part("images")
+        return self.part("images")
 
     @property
     def quality(self) -> Quality:
         """PSNR of every reconstruction measured at compress time."""
-        return self._part("quality")
+        return self.part("quality")
 
     @property
     def training(self) -> dict[str, Any]:
         """The training record (architecture choice, epochs, seed, losses, timings)."""
-        return self._part("training")
+        return self.part("training")
 
     @property
     def lossless(self) -> LosslessResiduals | None:
         """(1.1) The lossless residuals, or None for a lossy archive."""
-        return self._part("lossless")
+        return self.part("lossless")
 
     def validate(self) -> None:
         """Read and check every part (opening checked only the index)."""
         for element in registry.elements():
-            self._part(element.part)
+            self.part(element.part)
 
     def contents(self) -> ArchiveContents:
-        """Everything, read and checked."""
-        return ArchiveContents(
-            header=self.header,
-            decoder=self.decoder,
-            latents=self.latents,
-            images=self.images,
-            quality=self.quality,
-            training=self.training,
-            writer=self.writer,
-            created=self.created,
-            lossless=self.lossless,
-        )
+        """Everything, read and checked (every element's value under its `ArchiveContents` field)."""
+        parts = {el.part: self.part(el.part) for el in registry.elements()}
+        return ArchiveContents(**parts, writer=self.writer, created=self.created)
 
     def storage_breakdown(self) -> dict[str, int]:
         """Bytes the archive spends on each element that holds datasets.

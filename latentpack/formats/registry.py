@@ -9,9 +9,9 @@ the checks only it knows. The reader, the writer, the content checks,
 ``stored_bits`` and `Archive.storage_breakdown` walk these declarations::
 
     @register
-    class Quality(Element):
-        encoding_type, part, label, reads = "quality", "quality", "quality", ("1.0", "1.1", "1.2")
+    class QualityElement(Element, encoding_type="quality", label="quality", reads=("1.0", "1.1", "1.2")):
         fields = (Field("psnr", np.float64, ("w",)), ...)
+        def build(self, values, archive): return Quality(psnr=values["psnr"])
 
     elements()                    every element, in reading order
     lookup("latents", "1.1")      the layouts that read a group tagged so
