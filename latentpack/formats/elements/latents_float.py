@@ -12,6 +12,7 @@ import numpy as np
 
 from latentpack.formats import h5write
 from latentpack.formats.elements.latents import LATENT_INDEX, LatentsBase
+from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.registry import Context, Field, register
 from latentpack.formats.schema import Latents
 
@@ -23,8 +24,6 @@ CHUNK_VALUES = 1 << 16
 
 def check_latent_values(values: np.ndarray, n_values: int) -> None:
     """The flat latent values are `n_values` long and finite."""
-    from latentpack.formats.errors import CorruptArchiveError
-
     if len(values) != n_values:
         raise CorruptArchiveError(f"expected shape ({n_values},), got {tuple(values.shape)}", hdf5_path="/latents/values")
     if not np.all(np.isfinite(values)):
