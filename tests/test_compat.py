@@ -46,7 +46,7 @@ def test_fixture_reads_and_decodes_as_recorded(archive: Path, tmp_path: Path) ->
 
 def test_v1_2_fixtures_store_float16_weights_and_count_them(tmp_path: Path) -> None:
     fixtures = [p for p in ARCHIVES if p.parent.name == "v1.2"]
-    assert {p.name for p in fixtures} == {"dense-grey.lpk", "conv-mixed-lossless.lpk"}
+    assert {p.name for p in fixtures} == {"dense-grey.lpk", "conv-mixed-lossless.lpk", "element-versions.lpk"}
     for archive in fixtures:
         with h5py.File(archive, "r") as f:
             weights = [ds for g in f["decoder/layers"].values() for ds in g.values()]
@@ -67,3 +67,22 @@ def test_v1_2_fixtures_store_float16_weights_and_count_them(tmp_path: Path) -> N
     summary = CliRunner().invoke(cli, ["inspect", str(lossless), "--json"])
     assert summary.exit_code == 0, summary.output
     assert json.loads(summary.output)["quality"]["exact_images"] == 4  # extract checks every digest (tested above)
+
+
+def _group_versions(archive: Path) -> dict[str, str]:
+    with h5py.File(archive, "r") as f:
+        return {name: f[name].attrs["encoding-version"].decode() for name in ["/", *f]}
+
+
+@pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name != "element-versions.lpk"],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixtures_written_before_element_versions_tag_every_group_with_the_file_version(archive: Path) -> None:
+    assert set(_group_versions(archive).values()) == {archive.parent.name[1:]}
+
+
+def test_element_versions_fixture_tags_each_group_with_its_own_version() -> None:
+    archive = next(p for p in ARCHIVES if p.name == "element-versions.lpk")
+    assert _group_versions(archive) == {"/": "1.2", "header": "1.2", "decoder": "1.2", "latents": "1.1",
+                                        "lossless": "1.1", "images": "1.0", "quality": "1.0", "training": "1.0"}
+    with open_archive(archive) as ar:
+        assert ar.format_version == "1.2" and ar.is_lossless and ar.weight_dtype == "float16"

@@ -213,3 +213,87 @@ def test_inspect_shows_the_decoder_as_stored(tmp_path: Path) -> None:
     assert as_json["stored"]["decoder_bits"] == 16 * n and as_json["formula"]["weight_dtype"] == "float16"
     plain = write_archive(tmp_path / "b.lpk", make_contents(w=3))
     assert "float16" not in CliRunner().invoke(cli, ["inspect", str(plain)]).output
+
+
+# -- per-element versions (each group carries its element's own layout version) ----------------------------
+
+
+def _tags(path: Path) -> dict[str, str]:
+    with h5py.File(path, "r") as f:
+        tags = {"/": f.attrs["encoding-version"]}
+        tags.update({name: f[name].attrs["encoding-version"] for name in f})
+    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in tags.items()}
+
+
+@pytest.mark.parametrize(
+    "weight_dtype, v11, expected",
+    [
+        ("float32", False, {"/": "1.0", "header": "1.0", "decoder": "1.0", "latents": "1.0", "images": "1.0"}),
+        ("float16", False, {"/": "1.2", "header": "1.2", "decoder": "1.2", "latents": "1.0", "images": "1.0"}),
+        ("float32", True, {"/": "1.1", "header": "1.1", "decoder": "1.0", "latents": "1.1", "images": "1.1"}),
+        ("float16", True, {"/": "1.2", "header": "1.2", "decoder": "1.2", "latents": "1.1", "images": "1.1"}),
+    ],
+)
+def test_each_group_carries_its_own_version_and_the_root_the_highest(tmp_path: Path, weight_dtype: str, v11: bool,
+                                                                     expected: dict[str, str]) -> None:
+    contents = make_contents(w=3, weight_dtype=weight_dtype)
+    if v11:
+        contents = with_v11_features(contents)
+    tags = _tags(write_archive(tmp_path / "a.lpk", contents))
+    assert tags == {**expected, "quality": "1.0", "training": "1.0"}
+    assert tags["/"] == max(v for k, v in tags.items() if k != "/")
+    assert tags["/"] == "{}.{}".format(*contents.format_version)
+
+
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16"])
+def test_files_tagging_every_group_with_the_file_version_read_the_same(tmp_path: Path, weight_dtype: str) -> None:
+    """Files written before per-element versions say the file's version on every group."""
+    contents = with_v11_features(make_contents(w=3, weight_dtype=weight_dtype))
+    path = write_archive(tmp_path / "a.lpk", contents)
+    new = read_archive(path)
+    version = _tags(path)["/"]
+    with h5py.File(path, "r+") as f:
+        for group in f:
+            f[group].attrs["encoding-version"] = np.bytes_(version)
+    assert set(_tags(path).values()) == {version}
+    old = read_archive(path)
+    assert_contents_equal(old, contents)
+    assert old.header == new.header
+
+
+def test_a_group_newer_than_the_file_is_corrupt(tmp_path: Path) -> None:
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=2))
+    with h5py.File(path, "r+") as f:
+        f["images"].attrs["encoding-version"] = np.bytes_("1.1")
+    with pytest.raises(CorruptArchiveError, match="newer than the file's 1.0") as info:
+        read_archive(path)
+    assert info.value.hdf5_path == "/images"
+
+
+@pytest.mark.parametrize("group, version", [("lossless", "1.0"), ("latents", "1.3"), ("quality", "0.9")])
+def test_an_unknown_element_version_is_unsupported_naming_the_group(tmp_path: Path, group: str, version: str) -> None:
+    from latentpack.formats import UnsupportedVersionError
+
+    path = write_archive(tmp_path / "a.lpk", with_v11_features(make_contents(w=2, weight_dtype="float16")))
+    with h5py.File(path, "r+") as f:
+        if group not in f:
+            f.create_group(group)
+            f[group].attrs["encoding-type"] = np.bytes_(group)
+        f[group].attrs["encoding-version"] = np.bytes_(version)
+    with pytest.raises(UnsupportedVersionError) as info:
+        read_archive(path)
+    assert info.value.hdf5_path == f"/{group}" and f"/{group}" in str(info.value)
+
+
+def test_registry_lists_the_elements_and_the_breakdown_labels(tmp_path: Path) -> None:
+    from latentpack.formats import registry
+
+    assert registry.types() == ["header", "decoder", "latents", "images", "quality", "training", "lossless"]
+    assert [(el.encoding_type, el.variant) for el in registry.elements() if el.encoding_type == "latents"] == [
+        ("latents", "float32"), ("latents", "range-categorical"), ("latents", "index")]
+    assert registry.breakdown_parts() == [
+        ("decoder", "decoder weights"), ("latents", "latents"), ("lossless", "lossless residuals"),
+        ("images", "image metadata"), ("quality", "quality"), ("training", "training log")]
+    with open_archive(write_archive(tmp_path / "a.lpk", make_contents(w=2))) as ar:
+        parts = ar.storage_breakdown()
+    assert list(parts) == ["decoder", "latents", "images", "quality", "training", "overhead", "file"]

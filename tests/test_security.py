@@ -33,6 +33,7 @@ from latentpack.cli import cli  # noqa: E402
 from latentpack.codec import extract as extract_module  # noqa: E402
 from latentpack.formats import open_archive, write_archive  # noqa: E402
 from latentpack.formats import writer as writer_module  # noqa: E402
+from latentpack.fs.atomic import stale_temp_files  # noqa: E402
 from latentpack.images import ImageReadError, open_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +180,7 @@ w.write_archive({str(tmp_path / 'a.lpk')!r}, make_contents(w=5, seed=2), force=T
         assert now == old
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "a.lpk"]
     assert all(n.startswith(".a.lpk.tmp-") for n in leftovers), leftovers
-    assert [p.name for p in writer_module.stale_temp_files(tmp_path / "a.lpk")] == sorted(leftovers)
+    assert [p.name for p in stale_temp_files(tmp_path / "a.lpk")] == sorted(leftovers)
 
 
 def test_compress_names_stale_temp_files_and_keeps_them(tmp_path: Path, easy_small: Path) -> None:

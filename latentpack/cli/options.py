@@ -28,7 +28,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's user-facing errors into ``Error: ...`` and exit 1."""
     from latentpack.folder import BadImagesError
     from latentpack.formats.errors import ArchiveError
-    from latentpack.formats.writer import disk_full_errno
+    from latentpack.fs.atomic import disk_full_errno
     from latentpack.safenames import UnsafeNameError
 
     @functools.wraps(func)

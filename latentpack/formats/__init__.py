@@ -5,6 +5,12 @@ the contract). It needs h5py and numpy only; it never imports TensorFlow::
 
     ArchiveContents -> write_archive(path) -> NAME.h5 -> open_archive / read_archive
                                                            -> ArchiveContents
+
+Each element of an archive (header, decoder, each latents encoding, images,
+quality, training, lossless) is one module in `latentpack.formats.elements`
+that declares its datasets and attributes once and registers itself in
+`latentpack.formats.registry`; the reader, the writer and the checks walk
+those declarations.
 """
 from __future__ import annotations
 

@@ -2,12 +2,13 @@
 
 ::
 
-    ArchiveError
-     +-- NotAnArchiveError        not HDF5, or HDF5 without our root attributes
-     +-- UnsupportedVersionError  a format version this latentpack cannot read
-     +-- CorruptArchiveError      anything else: a missing element, a wrong
-                                  dtype or shape, inconsistent counts, damaged
-                                  bytes (checksum, truncation)
+    LatentpackError (latentpack.errors)
+     +-- ArchiveError
+          +-- NotAnArchiveError        not HDF5, or HDF5 without our root attributes
+          +-- UnsupportedVersionError  a format or element version this latentpack cannot read
+          +-- CorruptArchiveError      anything else: a missing element, a wrong
+                                       dtype or shape, inconsistent counts, damaged
+                                       bytes (checksum, truncation)
 
 The reader raises nothing else: h5py, numpy and OS errors met while reading
 are turned into `CorruptArchiveError` with the path being read. The CLI turns
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 from typing import Union
 
+from latentpack.errors import LatentpackError
+
 __all__ = ["ArchiveError", "NotAnArchiveError", "UnsupportedVersionError", "CorruptArchiveError"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class ArchiveError(Exception):
+class ArchiveError(LatentpackError):
     """An archive cannot be read (or a just-written one failed its check).
 
     ``str(error)`` is ``"FILE: HDF5_PATH: reason"``, leaving out the parts

@@ -42,8 +42,8 @@ __all__ = [
     "get_attr",
     "attr_str",
     "attr_strs",
+    "version_syntax",
     "parse_version",
-    "checked_group",
     "checked_dataset",
     "read_data",
 ]
@@ -165,26 +165,21 @@ def attr_strs(obj: Any, path: str, name: str) -> list[str]:
     return [decode_utf8(v, path, f"attribute {name} entry {i}") for i, v in enumerate(obj.attrs[name].tolist())]
 
 
-def parse_version(value: str, path: str) -> tuple[int, int]:
-    """``"MAJOR.MINOR"`` -> ``(major, minor)``, refusing versions not in `SUPPORTED_VERSIONS`."""
+def version_syntax(value: str, path: str) -> tuple[int, int]:
+    """``"MAJOR.MINOR"`` -> ``(major, minor)``, whatever the version."""
     match = _VERSION.fullmatch(value)
     if not match:
         raise _fail(path, f"attribute encoding-version: expected 'MAJOR.MINOR', got {value!r}")
-    version = (int(match.group(1)), int(match.group(2)))
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_version(value: str, path: str) -> tuple[int, int]:
+    """A file's ``"MAJOR.MINOR"`` -> ``(major, minor)``, refusing versions not in `SUPPORTED_VERSIONS`."""
+    version = version_syntax(value, path)
     if version not in SUPPORTED_VERSIONS:
         newer = version > max(SUPPORTED_VERSIONS)
         raise UnsupportedVersionError(value, FORMAT_VERSION, hdf5_path=path, newer=newer)
     return version
-
-
-def checked_group(root: h5py.Group, path: str, encoding_type: str) -> h5py.Group:
-    """A tagged group: its ``encoding-type`` and a supported ``encoding-version``."""
-    group = get_node(root, path, h5py.Group)
-    got = attr_str(group, path, "encoding-type")
-    if got != encoding_type:
-        raise _fail(path, f"attribute encoding-type: expected {encoding_type!r}, got {got!r}")
-    parse_version(attr_str(group, path, "encoding-version"), path)
-    return group
 
 
 def _want_shape(shape: tuple) -> str:

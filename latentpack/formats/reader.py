@@ -2,16 +2,19 @@
 
 Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
 
-    HDF5 signature -> root encoding-type -> encoding-version (dispatch)
-      -> every group: hard link, encoding-type, encoding-version
-      -> every dataset, no data read yet: hard link, no external/virtual
-         storage, allowed filters, dtype (strings: fixed-length UTF-8),
-         shape, declared size
-      -> header attributes, decoder description, latent offsets and shapes
-         (small; checked against each other and the decoder)
+    HDF5 signature -> root encoding-type -> root encoding-version
+      -> every group: hard link, encoding-type, encoding-version, dispatched
+         on (encoding-type, encoding-version) to its element in the registry
+      -> every element, in reading order: its attributes, then its datasets
+         with no data read yet (hard link, no external/virtual storage,
+         allowed filters, dtype, shape, declared size), then what it reads
+         to index the rest (decoder description, latent offsets and shapes)
+      -> the header against the stored bits every element reports
 
-Decoder weights stored as float16 (format 1.2 only) are handed out as
-float32 arrays (the conversion is exact), with ``weight_dtype = "float16"``.
+What is checked comes from each element's declaration
+(`latentpack.formats.registry`); this module only walks them. Decoder
+weights stored as float16 (1.2 layout) are handed out as float32 arrays (the
+conversion is exact), with ``weight_dtype = "float16"``.
 
 The bulk data (weights, latent values, the image table, PSNRs, the training
 record) is read and checked the first time a property asks for it, and kept.
@@ -23,85 +26,33 @@ read from HDF5's global heap (variable-length strings are refused by type).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
 import h5py
-import numpy as np
 
+from latentpack.formats import layout, registry
 from latentpack.formats.decoder_spec import DecoderSpec
-from latentpack.formats.errors import CorruptArchiveError, NotAnArchiveError
-from latentpack.formats.h5checks import (
-    STR,
-    attr_str,
-    attr_strs,
-    checked_dataset,
-    checked_group,
-    get_attr,
-    get_node,
-    parse_version,
-    read_data,
-    reading,
-)
-from latentpack.formats.h5checks import MAX_EXPANSION
+from latentpack.formats.errors import CorruptArchiveError, NotAnArchiveError, UnsupportedVersionError
+from latentpack.formats.h5checks import attr_str, checked_dataset, get_node, parse_version, read_data, reading, version_syntax
+from latentpack.formats.registry import Context, Element, version_text, version_tuple
 from latentpack.formats.schema import (
     ENCODING_TYPE,
-    INDEX_CODE_GENERATOR,
-    WEIGHT_BITS,
     ArchiveContents,
     DecoderWeights,
     Header,
     ImageTable,
-    IndexCodes,
     Latents,
     LosslessResiduals,
     Quality,
-    QuantizedLatents,
-)
-from latentpack.formats.validate import (
-    MAX_IMAGES,
-    MAX_LATENT_SYMBOLS,
-    check_architecture,
-    check_digests,
-    check_header,
-    check_image_fits_decoder,
-    check_index_codes,
-    check_lossless,
-    check_quantized_latents,
-    check_image_shapes,
-    check_image_table,
-    check_latent_index,
-    check_latent_values,
-    check_psnr,
-    check_weights,
 )
 
 __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 
-_GROUPS = ("header", "decoder", "latents", "images", "quality", "training")
-#: 1.1 header attributes: all present or all absent.
-_STORED_ATTRS = ("stored_latent_bits", "residual_bits", "stored_bits", "beats_raw_stored")
-#: 1.2 header attribute: present exactly when the weights are float16 (then with the 1.1 ones).
-_STORED_DECODER = "stored_decoder_bits"
-_LATENT_CODINGS = ("float32", "range-categorical", "index")
-_LOSSLESS_INTS = ("act_bits", "acc_bits", "pred_levels", "neighbour_levels")
-_LOSSLESS_DATA = {
-    "thresholds": np.int64, "counts": np.uint16, "block_bounds": np.int64, "stream_offsets": np.int64,
-    "stream": np.uint32, "exception_index": np.int32, "exception_offsets": np.int64, "exception_bytes": np.uint8,
-}
-
 
 def _fail(path: str | None, reason: str) -> CorruptArchiveError:
     return CorruptArchiveError(reason, hdf5_path=path)
-
-
-def _json(text: str, path: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as err:  # JSONDecodeError; never eval, never a custom hook
-        raise _fail(path, f"invalid JSON: {err}") from None
 
 
 class Archive:
@@ -118,7 +69,8 @@ class Archive:
         FileNotFoundError, IsADirectoryError, PermissionError: `path` cannot
             be opened at all.
         NotAnArchiveError: not HDF5, or not latentpack's.
-        UnsupportedVersionError: a format version this latentpack cannot read.
+        UnsupportedVersionError: a format version, or an element's version,
+            this latentpack cannot read (naming the element's HDF5 path).
         CorruptArchiveError: any rule of the format broken, or damaged bytes.
     """
 
@@ -127,6 +79,11 @@ class Archive:
         self._file: h5py.File | None = None
         self._cache: dict[str, Any] = {}
         self._ds: dict[str, h5py.Dataset] = {}
+        #: The element each group was dispatched to, by encoding type, in reading order.
+        self._elements: dict[str, Element] = {}
+        self._versions: dict[str, tuple[int, int]] = {}
+        self._attrs: dict[str, dict[str, Any]] = {}
+        self._ctx = Context(w=0, versions=self._versions)
         try:
             self._open()
         except BaseException:
@@ -138,10 +95,6 @@ class Archive:
     def _at(self, hdf5_path: str | None) -> Any:
         """Context: any error inside becomes an `ArchiveError` naming this file and `hdf5_path`."""
         return reading(hdf5_path, self.path)
-
-    def _group(self, path: str, encoding_type: str) -> h5py.Group:
-        with self._at(path):
-            return checked_group(self._file, path, encoding_type)
 
     def _dataset(self, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
         with self._at(path):
@@ -182,186 +135,76 @@ class Archive:
                     hdf5_path="/",
                 )
             self.format_version = attr_str(root, "/", "encoding-version")
-            major, minor = parse_version(self.format_version, "/")
-            self._version = (major, minor)
-        {1: self._open_v1}[major]()
-
-    def _open_v1(self) -> None:
-        root = self._file
-        with self._at("/"):
+            self._version = parse_version(self.format_version, "/")
             self.writer = attr_str(root, "/", "writer")
             self.created = attr_str(root, "/", "created")
-        for name in _GROUPS:
-            self._group(f"/{name}", name)
-        v11 = self._version >= (1, 1)
-        self._has_lossless = v11 and "lossless" in root
+        for encoding_type in registry.types():
+            self._dispatch(encoding_type)
+        for encoding_type, element in self._elements.items():
+            attrs = layout.open_fields(self, element, self._versions[encoding_type], self._ctx.sizes)
+            self._attrs[encoding_type] = attrs
+            with self._at(element.path):
+                element.opened(self, attrs)
+        for element in self._elements.values():
+            if element.header_bits:
+                with self._at(element.path):
+                    self._ctx.bits[element.header_bits] = element.archive_bits(self)
+        for element in self._elements.values():
+            if element.summary:
+                with self._at(element.path):
+                    element.validate(self._cache[element.part], self._ctx)
+        #: How the latents are stored: ``"float32"``, ``"range-categorical"`` or ``"index"`` (1.1).
+        self.latent_coding = self._elements["latents"].variant
         #: Whether the archive stores lossless residuals (1.1).
-        self.is_lossless = self._has_lossless
-        if self._has_lossless:
-            self._group("/lossless", "lossless")
-        self._header = self._read_header()
-        with self._at("/quality"):
-            quality = self._file["quality"]
-            for name in ("mean_psnr", "min_psnr"):
-                if not isinstance(get_attr(quality, "/quality", name), np.floating):
-                    raise _fail("/quality", f"attribute {name}: expected a float64")
-        w = self._header.w
-        with self._at("/latents"):
-            g = self._file["latents"]
-            self.latent_coding = attr_str(g, "/latents", "coding") if v11 and "coding" in g.attrs else "float32"
-            if self.latent_coding not in _LATENT_CODINGS:
-                raise _fail("/latents", f"attribute coding: expected one of {list(_LATENT_CODINGS)}, got {self.latent_coding!r}")
-        for path, (dtype, shape) in self._layout_v1(w).items():
-            self._dataset(path, dtype, shape)
-        if v11 and "sha256_all" in self._file["images"]:
-            self._dataset("/images/sha256_all", np.uint8, (32,))
-        if self._has_lossless:
-            with self._at("/lossless"):
-                g = self._file["lossless"]
-                levels = {name: _int_attr(g, "/lossless", name) for name in ("pred_levels", "neighbour_levels")}
-                for name, value in levels.items():
-                    if not 1 <= value <= (256 if name == "pred_levels" else 16):
-                        raise _fail("/lossless", f"attribute {name}: out of range, got {value}")
-            n_ctx = levels["pred_levels"] * levels["neighbour_levels"] ** 2
-            shapes = {"thresholds": (255,), "counts": (n_ctx, 256), "exception_index": (w,)}
-            for name, dtype in _LOSSLESS_DATA.items():
-                self._dataset(f"/lossless/{name}", dtype, shapes.get(name, (None,)))
-            if self._ds["/lossless/stream_offsets"].shape != self._ds["/lossless/block_bounds"].shape:
-                raise _fail("/lossless/stream_offsets", "expected as many entries as /lossless/block_bounds")
-        with self._at("/decoder/architecture"):
-            self._architecture = _json(self._read("/decoder/architecture", STR), "/decoder/architecture")
-            self._spec = check_architecture(self._architecture)
-        self._check_weight_layout()
-        if self.latent_coding == "range-categorical":
-            c = int(self._spec.input_shape[-1])
-            rows, k = self._ds["/latents/counts"].shape
-            if not 1 <= rows <= c or not 1 <= k <= MAX_LATENT_SYMBOLS:
-                raise _fail("/latents/counts", f"expected 1..{c} rows of 1..{MAX_LATENT_SYMBOLS} counts, got {(rows, k)}")
-            if self._ds["/latents/table_of_channel"].shape != (c,):
-                raise _fail("/latents/table_of_channel", f"expected {c} entries, got {self._ds['/latents/table_of_channel'].shape[0]}")
-        with self._at("/latents"):
-            self._offsets = self._read("/latents/offsets", np.int64)
-            self._latent_shapes = self._read("/latents/shapes", np.int32)
-            if self.latent_coding == "float32":
-                n_values = self._ds["/latents/values"].shape[0]
-            else:
-                n_values = int(self._offsets[-1]) if len(self._offsets) == w + 1 else 0
-                limit = MAX_EXPANSION * os.path.getsize(self.path) + (1 << 20)
-                if n_values > limit:
-                    raise _fail("/latents/offsets", f"declares {n_values} latents, more than this file can code ({limit})")
-            check_latent_index(self._offsets, self._latent_shapes, n_values, w, self._spec)
-        stored_latent_bits = residual_bits = None
-        if self.latent_coding == "range-categorical":
-            size = lambda name: int(np.prod(self._ds[f"/latents/{name}"].shape))  # noqa: E731
-            stored_latent_bits = 32 * (size("stream") + size("table_of_channel")) + 16 * size("counts") + 128
-        elif self.latent_coding == "index":
-            stored_latent_bits = 0
-        if self._has_lossless:
-            size = lambda name: int(np.prod(self._ds[f"/lossless/{name}"].shape))  # noqa: E731
-            residual_bits = (
-                32 * (size("stream") + size("exception_index")) + 16 * size("counts")
-                + 64 * (size("thresholds") + size("block_bounds") + size("stream_offsets") + size("exception_offsets"))
-                + 8 * size("exception_bytes")
-            )
-        stored_decoder_bits = None
-        if self.weight_dtype != "float32":
-            stored_decoder_bits = self._spec.num_scalars * WEIGHT_BITS[self.weight_dtype]
-        with self._at("/header"):
-            check_header(self._header, w=w, latent_counts=np.diff(self._offsets), decoder_scalars=self._spec.num_scalars,
-                         stored_latent_bits=stored_latent_bits, residual_bits=residual_bits,
-                         stored_decoder_bits=stored_decoder_bits)
+        self.is_lossless = self._has_lossless = "lossless" in self._elements
 
-    def _read_header(self) -> Header:
-        with self._at("/header"):
-            attrs = self._file["header"]
-            values: dict[str, Any] = {}
-            names = [n for n in Header.__dataclass_fields__ if n not in (*_STORED_ATTRS, _STORED_DECODER)]
-            present = [n for n in _STORED_ATTRS if n in attrs.attrs]
-            if present and self._version < (1, 1):
-                raise _fail("/header", f"attribute {present[0]}: not part of format 1.0")
-            has_decoder_bits = _STORED_DECODER in attrs.attrs
-            if has_decoder_bits and self._version < (1, 2):
-                raise _fail("/header", f"attribute {_STORED_DECODER}: not part of format {self.format_version}")
-            if (present or has_decoder_bits) and len(present) != len(_STORED_ATTRS):
-                missing = [n for n in _STORED_ATTRS if n not in present]
-                raise _fail("/header", f"attribute {missing[0]} is missing (the stored-bits attributes come together)")
-            present += [_STORED_DECODER] if has_decoder_bits else []
-            for name in names + present:
-                value = get_attr(attrs, "/header", name)
-                if name in ("beats_raw", "beats_raw_stored"):
-                    if not isinstance(value, (bool, np.bool_)):
-                        raise _fail("/header", f"attribute {name}: expected a bool, got {value!r}")
-                    values[name] = bool(value)
-                else:
-                    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                        raise _fail("/header", f"attribute {name}: expected an int64, got {value!r}")
-                    values[name] = int(value)
-            if not 0 <= values["w"] <= MAX_IMAGES:
-                raise _fail("/header", f"attribute w: expected 0 to {MAX_IMAGES} images, got {values['w']}")
-            return Header(**values)
-
-    def _layout_v1(self, w: int) -> dict[str, tuple[Any, tuple]]:
-        latents: dict[str, tuple[Any, tuple]] = {}
-        if self.latent_coding == "float32":
-            latents["/latents/values"] = (np.float32, (None,))
-        elif self.latent_coding == "range-categorical":
-            latents["/latents/table_of_channel"] = (np.int32, (None,))
-            latents["/latents/counts"] = (np.uint16, (None, None))
-            latents["/latents/stream"] = (np.uint32, (None,))
-        return {
-            "/decoder/architecture": (STR, ()),
-            **latents,
-            "/latents/offsets": (np.int64, (w + 1,)),
-            "/latents/shapes": (np.int32, (w, 3)),
-            "/images/names": (STR, (w,)),
-            "/images/shapes": (np.int32, (w, 3)),
-            "/images/modes": (STR, (w,)),
-            "/images/formats": (STR, (w,)),
-            "/images/sha256": (np.uint8, (w, None if self._version >= (1, 1) else 32)),
-            "/images/palette_index": (np.int32, (w,)),
-            "/images/palettes": (np.uint8, (None, 256, 4)),
-            "/images/file_bytes": (np.int64, (w,)),
-            "/quality/psnr": (np.float64, (w,)),
-            "/training/config": (STR, ()),
-        }
-
-    def _check_weight_layout(self) -> None:
-        layers = [layer for layer in self._spec.layers if layer.weight_shapes]
-        dtypes: list[np.dtype] = []
-        with self._at("/decoder"):
-            got = attr_strs(self._file["decoder"], "/decoder", "layer_names")
-            want = [layer.name for layer in layers]
-            if got != want:
-                raise _fail("/decoder", f"attribute layer_names: expected {want}, got {got}")
-        for layer in layers:
-            base = f"/decoder/layers/{layer.name}"
-            with self._at(base):
-                group = get_node(self._file, base, h5py.Group)
-                got = attr_strs(group, base, "weight_names")
-                want = [name for name, _ in layer.weight_shapes]
-                if got != want:
-                    raise _fail(base, f"attribute weight_names: expected {want}, got {got}")
-            for name, shape in layer.weight_shapes:
-                path = f"{base}/{name}"
-                dtype = self._weight_dtype_of(path)
-                if dtypes and dtype not in dtypes:
-                    raise _fail(path, f"expected dtype {dtypes[0].name} like the decoder's other weights, got {dtype.name}")
-                dtypes.append(dtype)
-                self._dataset(path, dtype, shape)
-        #: How the decoder weights are stored: ``"float32"``, or ``"float16"`` (1.2).
-        self.weight_dtype = dtypes[0].name if dtypes else "float32"
-
-    def _weight_dtype_of(self, path: str) -> np.dtype:
-        """The dtype a weight dataset is read as: float32, or float16 in a 1.2 file."""
+    def _dispatch(self, encoding_type: str) -> None:
+        """Find the element that reads the group `encoding_type` from its tags (or skip an absent optional one)."""
+        path = "/" + encoding_type
+        kinds = [el for el in registry.elements() if el.encoding_type == encoding_type]
+        if all(el.optional for el in kinds):
+            since = min(version_tuple(el.since) for el in kinds)
+            if self._version < since or encoding_type not in self._file:
+                return
         with self._at(path):
-            got = get_node(self._file, path, h5py.Dataset).dtype
-            if got.kind != "f" or got.itemsize != 2:
-                return np.dtype(np.float32)  # `checked_dataset` refuses any other dtype, expected versus got
-            if self._version < (1, 2):
-                raise _fail(path, f"float16 weights need format 1.2, the file says {self.format_version}")
-            return np.dtype(np.float16)
+            group = get_node(self._file, path, h5py.Group)
+            got = attr_str(group, path, "encoding-type")
+            if got != encoding_type:
+                raise _fail(path, f"attribute encoding-type: expected {encoding_type!r}, got {got!r}")
+            text = attr_str(group, path, "encoding-version")
+            version = version_syntax(text, path)
+            found = registry.lookup(encoding_type, version_text(version))
+            if not found:
+                newest = registry.newest_version(encoding_type)
+                raise UnsupportedVersionError(text, newest, hdf5_path=path, newer=version > version_tuple(newest))
+            if version > self._version:
+                raise _fail(path, f"attribute encoding-version: {text} is newer than the file's {self.format_version}")
+            self._elements[encoding_type] = _variant(found, group, path)
+            self._versions[encoding_type] = version
 
     # -- the archive's parts --------------------------------------------------
+
+    def part(self, part: str) -> Any:
+        """An element's value by its `ArchiveContents` field name, read and checked the first time.
+
+        Args:
+            part: The element's ``part`` (``"images"``, ``"lossless"``, ...).
+
+        Returns:
+            Its in-memory value, or None when the archive has no such element.
+        """
+
+        def load() -> Any:
+            element = next((el for el in self._elements.values() if el.part == part), None)
+            if element is None:
+                return None
+            values = layout.read_values(self, element, self._attrs[element.encoding_type])
+            with self._at(element.path):
+                value = element.build(values, self)
+                element.validate(value, self._ctx)
+            return value
+
+        return self._cached(part, load)
 
     @property
     def header(self) -> Header:
@@ -376,169 +219,65 @@ class Archive:
     @property
     def decoder(self) -> DecoderWeights:
         """The decoder description and its weights, as float32 (float16 ones converted exactly)."""
-
-        def load() -> DecoderWeights:
-            weights = {}
-            for layer in self._spec.layers:
-                if layer.weight_shapes:
-                    base = f"/decoder/layers/{layer.name}"
-                    weights[layer.name] = [(n, self._read(f"{base}/{n}", np.float32)) for n, _ in layer.weight_shapes]
-            decoder = DecoderWeights(self._architecture, weights, self.weight_dtype)
-            with self._at("/decoder"):
-                check_weights(decoder, self._spec)
-            return decoder
-
-        return self._cached("decoder", load)
+        return self.part("decoder")
 
     @property
     def latents(self) -> Latents:
         """One latent tensor per image."""
-
-        def load() -> Latents:
-            empty = np.zeros(0, np.float32)
-            g = self._file["latents"]
-            if self.latent_coding == "range-categorical":
-                with self._at("/latents"):
-                    q = QuantizedLatents(
-                        step=_float_attr(g, "/latents", "step"),
-                        qmin=_int_attr(g, "/latents", "qmin"),
-                        table_of_channel=self._read("/latents/table_of_channel", np.int32),
-                        counts=self._read("/latents/counts", np.uint16),
-                        stream=self._read("/latents/stream", np.uint32),
-                    )
-                    check_quantized_latents(q, int(self._spec.input_shape[-1]))
-                return Latents(values=empty, offsets=self._offsets, shapes=self._latent_shapes, quantized=q)
-            if self.latent_coding == "index":
-                with self._at("/latents"):
-                    generator = attr_str(g, "/latents", "generator")
-                    if generator != INDEX_CODE_GENERATOR:
-                        raise _fail("/latents", f"attribute generator: expected {INDEX_CODE_GENERATOR!r}, got {generator!r}")
-                    codes = IndexCodes(seed=_int_attr(g, "/latents", "seed"), step=_float_attr(g, "/latents", "step"))
-                    check_index_codes(codes)
-                return Latents(values=empty, offsets=self._offsets, shapes=self._latent_shapes, index_codes=codes)
-            values = self._read("/latents/values", np.float32)
-            with self._at("/latents/values"):
-                check_latent_values(values, int(self._offsets[-1]))
-            return Latents(values=values, offsets=self._offsets, shapes=self._latent_shapes)
-
-        return self._cached("latents", load)
+        return self.part("latents")
 
     @property
     def images(self) -> ImageTable:
         """Per-image metadata."""
-
-        def load() -> ImageTable:
-            r = self._read
-            table = ImageTable(
-                names=r("/images/names", STR),
-                shapes=r("/images/shapes", np.int32),
-                modes=_shared(r("/images/modes", STR)),
-                formats=_shared(r("/images/formats", STR)),
-                sha256=r("/images/sha256", np.uint8),
-                palette_index=r("/images/palette_index", np.int32),
-                palettes=r("/images/palettes", np.uint8),
-                file_bytes=r("/images/file_bytes", np.int64),
-                sha256_all=r("/images/sha256_all", np.uint8) if "/images/sha256_all" in self._ds else None,
-            )
-            w = self._header.w
-            with self._at("/images"):
-                check_image_shapes(table.shapes, w)
-                check_image_fits_decoder(self._spec, self._latent_shapes, table.shapes, self._header.x_bits)
-                check_image_table(
-                    table.names, table.modes, table.formats, table.sha256,
-                    table.palette_index, table.palettes, table.file_bytes, w,
-                )  # fmt: skip
-                check_digests(table.sha256, table.sha256_all, self._version)
-            return table
-
-        return self._cached("images", load)
+        return self.part("images")
 
     @property
     def quality(self) -> Quality:
         """PSNR of every reconstruction measured at compress time."""
-
-        def load() -> Quality:
-            psnr = self._read("/quality/psnr", np.float64)
-            with self._at("/quality/psnr"):
-                check_psnr(psnr, self._header.w)
-            return Quality(psnr=psnr)
-
-        return self._cached("quality", load)
+        return self.part("quality")
 
     @property
     def training(self) -> dict[str, Any]:
         """The training record (architecture choice, epochs, seed, losses, timings)."""
-
-        def load() -> dict[str, Any]:
-            with self._at("/training/config"):
-                config = _json(self._read("/training/config", STR), "/training/config")
-                if not isinstance(config, dict):
-                    raise _fail("/training/config", f"expected a JSON object, got {type(config).__name__}")
-            return config
-
-        return self._cached("training", load)
+        return self.part("training")
 
     @property
     def lossless(self) -> LosslessResiduals | None:
         """(1.1) The lossless residuals, or None for a lossy archive."""
-
-        def load() -> LosslessResiduals | None:
-            if not self._has_lossless:
-                return None
-            g = self._file["lossless"]
-            with self._at("/lossless"):
-                predictor = attr_str(g, "/lossless", "predictor")
-                if predictor != "fixed-point":
-                    raise _fail("/lossless", f"attribute predictor: expected 'fixed-point', got {predictor!r}")
-                ints = {name: _int_attr(g, "/lossless", name) for name in _LOSSLESS_INTS}
-            data = {name: self._read(f"/lossless/{name}", dtype) for name, dtype in _LOSSLESS_DATA.items()}
-            ll = LosslessResiduals(**ints, **data)
-            with self._at("/lossless"):
-                check_lossless(ll, self._header.w)
-            return ll
-
-        return self._cached("lossless", load)
+        return self.part("lossless")
 
     def validate(self) -> None:
         """Read and check every part (opening checked only the index)."""
-        for part in ("decoder", "latents", "images", "quality", "training", "lossless"):
-            getattr(self, part)
+        for element in registry.elements():
+            self.part(element.part)
 
     def contents(self) -> ArchiveContents:
-        """Everything, read and checked."""
-        return ArchiveContents(
-            header=self.header,
-            decoder=self.decoder,
-            latents=self.latents,
-            images=self.images,
-            quality=self.quality,
-            training=self.training,
-            writer=self.writer,
-            created=self.created,
-            lossless=self.lossless,
-        )
+        """Everything, read and checked (every element's value under its `ArchiveContents` field)."""
+        parts = {el.part: self.part(el.part) for el in registry.elements()}
+        return ArchiveContents(**parts, writer=self.writer, created=self.created)
 
     def storage_breakdown(self) -> dict[str, int]:
-        """Bytes the archive spends on each part.
+        """Bytes the archive spends on each element that holds datasets.
 
         Each part is the bytes its datasets occupy in the file (after
         compression, checksums included); ``overhead`` is the rest: HDF5
-        structure (superblock, object headers, B-trees) and attributes.
+        structure (superblock, object headers, B-trees) and attributes. The
+        parts' labels are `latentpack.formats.registry.breakdown_parts`.
 
         Returns:
             ``{"decoder", "latents", "images", "quality", "training",
-            "overhead", "file"}`` in bytes; all but ``file`` add up to ``file``.
+            ["lossless",] "overhead", "file"}`` in bytes; all but ``file``
+            add up to ``file``.
         """
 
         def load() -> dict[str, int]:
-            parts = dict.fromkeys(_GROUPS[1:], 0)
-            if self._has_lossless:
-                parts["lossless"] = 0
+            stored = {key for key, _ in registry.breakdown_parts()}
+            parts = {el.part: 0 for el in self._elements.values() if el.part in stored}
             for path, ds in self._ds.items():
-                part = path.split("/")[1]
-                if part in parts:
+                element = self._elements.get(path.split("/")[1])
+                if element is not None and element.part in parts:
                     with self._at(path):
-                        parts[part] += int(ds.id.get_storage_size())
+                        parts[element.part] += int(ds.id.get_storage_size())
             total = os.path.getsize(self.path)
             parts["overhead"] = total - sum(parts.values())
             parts["file"] = total
@@ -567,24 +306,15 @@ class Archive:
         return f"<latentpack Archive {os.fspath(self.path)!r} format {self.format_version} w={self._header.w} ({state})>"
 
 
-def _shared(labels: list[str]) -> list[str]:
-    """The labels with equal ones as one object: a mode or format repeats for every image."""
-    one: dict[str, str] = {}
-    return [one.setdefault(label, label) for label in labels]
-
-
-def _int_attr(obj: Any, path: str, name: str) -> int:
-    value = get_attr(obj, path, name)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise _fail(path, f"attribute {name}: expected an int64, got {value!r}")
-    return int(value)
-
-
-def _float_attr(obj: Any, path: str, name: str) -> float:
-    value = get_attr(obj, path, name)
-    if not isinstance(value, (float, np.floating)):
-        raise _fail(path, f"attribute {name}: expected a float64, got {value!r}")
-    return float(value)
+def _variant(found: list[Element], group: h5py.Group, path: str) -> Element:
+    """Of the layouts sharing a group's tags, the one its ``coding`` attribute names (absent: float32)."""
+    if len(found) == 1:
+        return found[0]
+    coding = attr_str(group, path, "coding") if "coding" in group.attrs else "float32"
+    for element in found:
+        if element.variant == coding:
+            return element
+    raise _fail(path, f"attribute coding: expected one of {[el.variant for el in found]}, got {coding!r}")
 
 
 def open_archive(path: str | os.PathLike[str]) -> Archive:

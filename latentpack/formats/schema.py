@@ -2,17 +2,9 @@
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
-values and numpy arrays only; nothing here imports TensorFlow.
-
-Layout on disk (docs/FORMAT.md is the contract)::
-
-    /                 encoding-type="latentpack-archive", encoding-version="1.0"
-    /header           the accounting: w, x, y, z, both sides of z + w*y*32 < x
-    /decoder          architecture (JSON) + layers/<name>/<weight> float32 (1.2: or float16)
-    /latents          values (float32, flat), offsets (int64), shapes (int32)
-    /images           names, shapes, modes, formats, sha256, palettes
-    /quality          psnr per image
-    /lossless         (1.1, optional) residual streams that make decoding exact
+values and numpy arrays only; nothing here imports TensorFlow. How each one
+is laid out on disk is declared once, by its element in
+`latentpack.formats.elements` (docs/FORMAT.md is the contract).
 """
 from __future__ import annotations
 
@@ -146,20 +138,10 @@ def compute_header(
         stored_decoder_bits = None if stored_decoder_bits is None else int(stored_decoder_bits)
         stored = (z_bits if stored_decoder_bits is None else stored_decoder_bits) + stored_latent_bits + residual_bits
     return Header(
-        w=int(w),
-        y=int(y),
-        latent_scalars=total,
-        x_bits=int(x_bits),
-        z_bits=z_bits,
-        latent_bits=latent_bits,
-        lhs_bits=lhs,
-        beats_raw=lhs < int(x_bits),
-        folder_bytes=int(folder_bytes),
-        stored_latent_bits=stored_latent_bits,
-        residual_bits=residual_bits,
-        stored_bits=stored,
-        beats_raw_stored=None if stored is None else stored < int(x_bits),
-        stored_decoder_bits=stored_decoder_bits,
+        w=int(w), y=int(y), latent_scalars=total, x_bits=int(x_bits), z_bits=z_bits, latent_bits=latent_bits,
+        lhs_bits=lhs, beats_raw=lhs < int(x_bits), folder_bytes=int(folder_bytes),
+        stored_latent_bits=stored_latent_bits, residual_bits=residual_bits, stored_bits=stored,
+        beats_raw_stored=None if stored is None else stored < int(x_bits), stored_decoder_bits=stored_decoder_bits,
     )
 
 
@@ -211,25 +193,9 @@ class DecoderWeights:
                 finite or outside float16's range (the message names its
                 HDF5 path).
         """
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
-        weights: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for layer, pairs in self.weights.items():
-            weights[layer] = []
-            for name, value in pairs:
-                arr = np.asarray(value, dtype=np.float32)
-                if weight_dtype == "float16":
-                    with np.errstate(over="ignore"):
-                        arr = arr.astype(np.float16).astype(np.float32)
-                    if not np.all(np.isfinite(arr)):
-                        biggest = float(np.max(np.abs(np.asarray(value, dtype=np.float64))))
-                        raise ValueError(
-                            f"/decoder/layers/{layer}/{name}: cannot be stored as float16: a value is not finite or "
-                            f"beyond its range (largest |value| {biggest:.6g}, float16 holds up to 65504); "
-                            "store float32 weights"
-                        )
-                weights[layer].append((name, arr))
-        return DecoderWeights(self.architecture, weights, weight_dtype)
+        from latentpack.formats.elements.decoder import round_weights
+
+        return round_weights(self, weight_dtype)
 
 
 @dataclass
@@ -290,8 +256,11 @@ class QuantizedLatents:
 
     @property
     def stored_bits(self) -> int:
-        """Payload bits: stream, tables, channel map, step and qmin."""
-        return 32 * int(self.stream.size + self.table_of_channel.size) + 16 * int(self.counts.size) + 128
+        """Payload bits: stream, tables, channel map, step and qmin (as the coded-latents element counts them)."""
+        from latentpack.formats.registry import element
+
+        empty = np.zeros(0)
+        return element("latents", "range-categorical").bits_of(Latents(empty, empty, empty, quantized=self))
 
 
 @dataclass
@@ -342,12 +311,10 @@ class LosslessResiduals:
 
     @property
     def stored_bits(self) -> int:
-        """Payload bits: streams, tables, thresholds, block index and exceptions."""
-        return (
-            32 * int(self.stream.size + self.exception_index.size) + 16 * int(self.counts.size)
-            + 64 * int(self.thresholds.size + self.block_bounds.size + self.stream_offsets.size + self.exception_offsets.size)
-            + 8 * int(self.exception_bytes.size)
-        )
+        """Payload bits: streams, tables, thresholds, block index and exceptions (as the lossless element counts them)."""
+        from latentpack.formats.registry import element
+
+        return element("lossless").bits_of(self)
 
 
 @dataclass
@@ -422,21 +389,12 @@ class ArchiveContents:
 
     @property
     def format_version(self) -> tuple[int, int]:
-        """The oldest format version that holds these contents, which writers write.
+        """The format version writers write for these contents: the newest of their elements' layouts.
 
-        1.2 when the decoder weights are stored as float16; else 1.1 when any
-        1.1 feature is used; else 1.0.
+        Each element's layout is the oldest that holds it (1.2 for float16
+        weights, 1.1 for coded or generated latents, lossless residuals,
+        short digests or a stored-bits header, else 1.0).
         """
-        if self.decoder.weight_dtype != "float32" or self.header.stored_decoder_bits is not None:
-            return (1, 2)
-        return (1, 1) if self._needs_v11 else (1, 0)
+        from latentpack.formats.registry import elements, version_tuple
 
-    @property
-    def _needs_v11(self) -> bool:
-        return (
-            self.lossless is not None
-            or self.latents.coding != "float32"
-            or self.header.stored_bits is not None
-            or (np.asarray(self.images.sha256).ndim == 2 and np.asarray(self.images.sha256).shape[1] != 32)
-            or self.images.sha256_all is not None
-        )
+        return max(version_tuple(el.version(el.value(self))) for el in elements() if el.holds(self))

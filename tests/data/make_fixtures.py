@@ -6,6 +6,14 @@ writes tests/data/archives/v<FORMAT_VERSION>/*.lpk and, beside each, a JSON
 file of what a reader must find in it (names, modes, header, the mean of each
 extracted image). Fixtures of released format versions are never rewritten:
 the script refuses to touch an existing version folder.
+
+    LATENTPACK_REGENERATE_FIXTURES=1 python tests/data/make_fixtures.py --element-versions
+
+adds v1.2/element-versions.lpk (once; it refuses to overwrite it): a file
+whose groups carry their elements' own versions (header and decoder 1.2,
+latents and lossless 1.1, images, quality and training 1.0), as latentpack
+writes them since per-element versions; the other fixtures tag every group
+with the file's version.
 """
 from __future__ import annotations
 
@@ -72,12 +80,34 @@ def expected_facts(archive: Path) -> dict:
     }
 
 
+#: The fixture written by `write_element_versions` and the folder and options it is made from.
+ELEMENT_VERSIONS = ("element-versions", "dense-grey", {"lossless": True, "weight_dtype": "float16"})
+
+
+def write_element_versions() -> None:
+    """Add the v1.2 fixture whose groups carry their elements' own versions."""
+    from latentpack.codec.compress import compress_folder
+
+    name, source, extra = ELEMENT_VERSIONS
+    archive = HERE / "archives" / "v1.2" / f"{name}.lpk"
+    if archive.exists():
+        sys.exit(f"{archive} exists: fixtures are never rewritten")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, options = _folders(Path(tmp))[source]
+        compress_folder(folder, archive, seed=0, **{**options, **extra})
+        archive.with_suffix(".json").write_text(json.dumps(expected_facts(archive), indent=1) + "\n")
+    print(f"wrote {archive} ({archive.stat().st_size} bytes)")
+
+
 def main() -> None:
     from latentpack.codec.compress import compress_folder
     from latentpack.formats.schema import FORMAT_VERSION
 
     if os.environ.get("LATENTPACK_REGENERATE_FIXTURES") != "1":
         sys.exit("set LATENTPACK_REGENERATE_FIXTURES=1 to write fixtures")
+    if sys.argv[1:] == ["--element-versions"]:
+        write_element_versions()
+        return
     out = HERE / "archives" / f"v{FORMAT_VERSION}"
     if out.exists():
         sys.exit(f"{out} exists: fixtures of a format version are never rewritten")

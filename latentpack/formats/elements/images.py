@@ -1,0 +1,128 @@
+"""``/images``: one row of metadata per image (name, shape, mode, format, digest, palette, file size).
+
+Layouts: 1.0 stores 32-byte sha256 digests; 1.1 may store their first 4, 8
+or 16 bytes, with ``sha256_all`` (the digest of all full digests) then
+required.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from latentpack.formats import h5write
+from latentpack.formats.errors import CorruptArchiveError
+from latentpack.formats.registry import STR, Context, Element, Field, register
+from latentpack.formats.schema import ImageTable
+from latentpack.formats.validate import DIGEST_BYTES, MAX_CHANNELS, MAX_NAME_BYTES, MAX_SIDE, check_image_fits_decoder
+
+__all__ = ["Images", "check_image_table"]
+
+
+def _fail(path: str, reason: str) -> CorruptArchiveError:
+    return CorruptArchiveError(reason, hdf5_path=path)
+
+
+def _digest_shape(sizes: dict[str, Any]) -> tuple:
+    return (sizes["w"], 32 if sizes["version"] < (1, 1) else None)
+
+
+def _check_name(i: int, name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise _fail("/images/names", f"entry {i}: must be a non-empty string, got {name!r}")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise _fail("/images/names", f"entry {i}: longer than {MAX_NAME_BYTES} bytes")
+    if "\x00" in name or "\\" in name or name.startswith("/"):
+        raise _fail("/images/names", f"entry {i}: must be a relative POSIX path without NUL or backslash, got {name!r}")
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise _fail("/images/names", f"entry {i}: must not contain empty, '.' or '..' components, got {name!r}")
+
+
+def _check_labels(path: str, labels: Sequence[Any], w: int, lo: int, hi: int) -> None:
+    if len(labels) != w:
+        raise _fail(path, f"expected {w} entries, got {len(labels)}")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str) or not lo <= len(label) <= hi or not (label.isascii() and label.isprintable()):
+            raise _fail(path, f"entry {i}: expected {lo} to {hi} printable ASCII characters, got {label!r}")
+
+
+def _check_shapes(shapes: np.ndarray, w: int) -> None:
+    if not w:
+        return
+    ok = (shapes[:, :2] >= 1).all(axis=1) & (shapes[:, :2] <= MAX_SIDE).all(axis=1)
+    ok &= (shapes[:, 2] >= 1) & (shapes[:, 2] <= MAX_CHANNELS)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise _fail("/images/shapes", f"row {i}: expected 1 <= height, width <= {MAX_SIDE} and 1 <= channels "
+                                      f"<= {MAX_CHANNELS}, got {shapes[i].tolist()}")
+
+
+def check_image_table(table: ImageTable, w: int, version: tuple[int, int]) -> None:
+    """Names unique and safe, labels short ASCII, digests as the version allows, palette rows in range, sizes >= 0."""
+    names = table.names
+    if len(names) != w:
+        raise _fail("/images/names", f"expected {w} entries, got {len(names)}")
+    seen: set[str] = set()  # the names themselves, no index object per name
+    for i, name in enumerate(names):
+        _check_name(i, name)
+        if name in seen:
+            raise _fail("/images/names", f"entries {list(names).index(name)} and {i}: duplicate name {name!r}")
+        seen.add(name)
+    _check_labels("/images/modes", table.modes, w, 1, 16)
+    _check_labels("/images/formats", table.formats, w, 0, 32)
+    k = table.sha256.shape[1]
+    if k not in DIGEST_BYTES:
+        raise _fail("/images/sha256", f"expected {list(DIGEST_BYTES)} bytes per digest, got {k}")
+    if version < (1, 1) and k != 32:
+        raise _fail("/images/sha256", f"format 1.0 stores 32-byte digests, got {k}")
+    if k < 32 and table.sha256_all is None:
+        raise _fail("/images/sha256_all", "required element is missing (digests are shorter than 32 bytes)")
+    n = len(table.palettes)
+    bad = np.nonzero((table.palette_index < -1) | (table.palette_index >= n))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise _fail("/images/palette_index", f"entry {i}: expected -1 or a row of /images/palettes (0..{n - 1}), "
+                                             f"got {int(table.palette_index[i])}")
+    if np.any(table.file_bytes < 0):
+        raise _fail("/images/file_bytes", f"entry {int(np.argmax(table.file_bytes < 0))}: must be >= 0")
+
+
+def _shared(labels: list[str]) -> list[str]:
+    """The labels with equal ones as one object: a mode or format repeats for every image."""
+    one: dict[str, str] = {}
+    return [one.setdefault(label, label) for label in labels]
+
+
+@register
+class Images(Element, encoding_type="images", label="image metadata", reads=("1.0", "1.1", "1.2"), display=3):
+    fields = (
+        Field("names", STR, ("w",)),
+        Field("modes", STR, ("w",)),
+        Field("formats", STR, ("w",)),
+        Field("shapes", np.int32, ("w", 3), reshape=(-1, 3)),
+        Field("sha256", np.uint8, _digest_shape, empty=(0, 32)),
+        Field("palette_index", np.int32, ("w",)),
+        Field("palettes", np.uint8, (None, 256, 4), empty=(0, 256, 4)),
+        Field("file_bytes", np.int64, ("w",)),
+        Field("sha256_all", np.uint8, (32,), since="1.1", required=False, storage=h5write.CHECKED),
+    )
+
+    def version(self, obj: ImageTable) -> str:
+        digests = np.asarray(obj.sha256)
+        short = digests.ndim == 2 and digests.shape[1] != 32
+        return "1.1" if short or obj.sha256_all is not None else "1.0"
+
+    def normalise(self, obj: ImageTable) -> ImageTable:
+        digests = obj.sha256
+        if isinstance(digests, (list, tuple)) and digests and isinstance(digests[0], (bytes, bytearray)):
+            obj = ImageTable(**{**vars(obj), "sha256": [np.frombuffer(bytes(d), dtype=np.uint8) for d in digests]})
+        return super().normalise(obj)
+
+    def check(self, obj: ImageTable, ctx: Context) -> None:
+        _check_shapes(obj.shapes, ctx.w)
+        check_image_table(obj, ctx.w, ctx.versions["images"])
+        check_image_fits_decoder(ctx.spec, ctx.latent_shapes, obj.shapes, ctx.header.x_bits)
+
+    def build(self, values: dict[str, Any], archive: Any) -> ImageTable:
+        values = {**values, "modes": _shared(values["modes"]), "formats": _shared(values["formats"])}
+        return ImageTable(**{f.name: values.get(f.name) for f in self.fields})
