@@ -14,12 +14,16 @@ from __future__ import annotations
 import itertools
 import os
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from latentpack.errors import OptionError
 from latentpack.ops.extract import select_images
+
+if TYPE_CHECKING:
+    from latentpack.codec.compress import CompressResult
+    from latentpack.formats import ArchiveContents
 
 __all__ = ["Archive", "open", "compress"]
 
@@ -59,7 +63,7 @@ class Archive:
         self._contents = None
 
     @property
-    def contents(self):
+    def contents(self) -> ArchiveContents:
         """The archive's contents (`latentpack.formats.ArchiveContents`)."""
         if self._contents is None:
             raise ValueError(f"the archive {self.path!r} is closed")
@@ -138,7 +142,7 @@ def open(path: str | os.PathLike) -> Archive:  # noqa: A001  (latentpack.open, l
     return Archive(path)
 
 
-def compress(folder: str | os.PathLike, archive: str | os.PathLike, **options: Any):
+def compress(folder: str | os.PathLike, archive: str | os.PathLike, **options: Any) -> CompressResult:
     """Train on ``folder`` and write ``archive``; the same options as ``latentpack compress``.
 
     Args:

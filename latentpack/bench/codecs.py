@@ -32,6 +32,8 @@ import numpy as np
 from PIL import Image
 
 from latentpack.bench.base import Codec, natural_image_of, store_target, stored_files
+from latentpack.fs.folder import scan_folder
+from latentpack.fs.images import open_image
 
 __all__ = [
     "PillowCodec",

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import math
 import pathlib
+from typing import TYPE_CHECKING
 
 import click
 
 from latentpack.cli.format import db, size, times
 from latentpack.cli.options import archive_argument, emit_json, json_option, user_errors
 from latentpack.fs.names import display_name
+
+if TYPE_CHECKING:
+    from latentpack.ops.inspect import ArchiveSummary
 
 __all__ = ["inspect", "print_summary"]
 
@@ -41,7 +45,7 @@ def print_summary(archive: pathlib.Path, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
-def _formula_lines(s) -> list[str]:
+def _formula_lines(s: ArchiveSummary) -> list[str]:
     """Both sides of z + w*y*32 < x and the verdict."""
     f = s.formula
     y = f["y"] if f["y"] is not None else f"varies ({f['latent_scalars']:,} in all)"
@@ -69,7 +73,7 @@ def _formula_lines(s) -> list[str]:
     ]
 
 
-def _stored_lines(s) -> list[str]:
+def _stored_lines(s: ArchiveSummary) -> list[str]:
     """The bits as stored (format 1.1 and later) and whether the decoder dominates."""
     st, f = s.stored, s.formula
     lines = []
@@ -90,7 +94,7 @@ def _stored_lines(s) -> list[str]:
     return lines
 
 
-def _file_lines(s) -> list[str]:
+def _file_lines(s: ArchiveSummary) -> list[str]:
     """The file's bytes part by part, its ratios and the quality."""
     b, q = s.bytes, s.quality
     bd = b["breakdown"]
@@ -110,7 +114,7 @@ def _file_lines(s) -> list[str]:
     return lines
 
 
-def _record_lines(s) -> list[str]:
+def _record_lines(s: ArchiveSummary) -> list[str]:
     """What compress recorded: skipped files, the rate target, the refinement, the model."""
     skipped = s.skipped
     lines = [f"skipped files      {len(skipped)}" + (" (left out with --skip-bad):" if skipped else "")]
