@@ -34,7 +34,7 @@ def group_bytes(path: Path) -> dict[str, int]:
 
 
 def measure(path: Path) -> None:
-    from latentpack.codec.extract import iter_images
+    from latentpack.codec.decode import iter_images
     from latentpack.formats import read_archive
 
     t = time.perf_counter()
@@ -68,11 +68,11 @@ def measure(path: Path) -> None:
 
 def lossy_copy(path: Path, out: Path) -> None:
     """Write ``path`` without its lossless group, with float-decoder PSNRs measured against the exact images."""
-    from latentpack.codec.extract import iter_images
+    from latentpack.codec.decode import iter_images
     from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
     from latentpack.formats import Quality, read_archive, write_archive
     from latentpack.formats.schema import compute_header
-    from latentpack.images import natural_pixels
+    from latentpack.fs.images import natural_pixels
     from latentpack.metrics import psnr
 
     c = read_archive(path)

@@ -33,7 +33,7 @@ from click.testing import CliRunner  # noqa: E402
 from security_cases import CRAFTED, craft, fuzz_archives, kill_compress, listing  # noqa: E402
 
 from latentpack.cli import cli  # noqa: E402
-from latentpack.codec.extract import extract_archive  # noqa: E402
+from latentpack.ops.extract import extract_archive  # noqa: E402
 
 
 def crafted(root: Path) -> tuple[int, list[str]]:

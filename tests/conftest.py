@@ -43,11 +43,9 @@ def easy_folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def mixed_folder(tmp_path: Path) -> Path:
-    """Mixed sizes and modes: L, LA, RGB, RGBA, P (with transparency), 1, JPEG, nested."""
-    rng = np.random.default_rng(2)
-    folder = tmp_path / "mixed"
+def make_mixed_folder(folder: Path, seed: int = 2) -> Path:
+    """Create ``folder`` with mixed sizes and modes: L, LA, RGB, RGBA, P (with transparency), 1, JPEG, nested."""
+    rng = np.random.default_rng(seed)
     (folder / "nested" / "deeper").mkdir(parents=True)
 
     def noise(h, w, c):
@@ -65,3 +63,9 @@ def mixed_folder(tmp_path: Path) -> Path:
     Image.fromarray(noise(1, 1, 3), "RGB").save(folder / "tiny.png")
     (folder / ".hidden.png").write_bytes(b"not even an image")
     return folder
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """Mixed sizes and modes: L, LA, RGB, RGBA, P (with transparency), 1, JPEG, nested."""
+    return make_mixed_folder(tmp_path / "mixed")

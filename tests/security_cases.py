@@ -39,9 +39,9 @@ sys.path.insert(0, str(HERE))
 
 from archive_factory import make_contents  # noqa: E402
 
-from latentpack.codec.extract import extract_archive  # noqa: E402
+from latentpack.ops.extract import extract_archive  # noqa: E402
 from latentpack.formats import ArchiveError, CorruptArchiveError, open_archive, write_archive  # noqa: E402
-from latentpack.safenames import UnsafeNameError  # noqa: E402
+from latentpack.fs.names import UnsafeNameError  # noqa: E402
 
 __all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport"]
 

@@ -18,8 +18,8 @@ from latentpack.bench import CODECS, Codec, make_codec, run_bench
 from latentpack.bench.harness import choose_sample, select_images
 from latentpack.bench.report import markdown_table
 from latentpack.cli import cli
-from latentpack.folder import scan_folder
-from latentpack.images import open_image
+from latentpack.fs.folder import scan_folder
+from latentpack.fs.images import open_image
 
 from conftest import gradient_image
 

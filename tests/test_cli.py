@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from latentpack.cli import cli
-from latentpack.images import natural_pixels
+from latentpack.fs.images import natural_pixels
 from latentpack.metrics import psnr
 
 from conftest import gradient_image
@@ -259,3 +259,47 @@ def test_read_commands_do_not_import_tensorflow(easy, tmp_path: Path) -> None:
 def test_python_dash_m_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "latentpack", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "latentpack" in proc.stdout
+
+
+@pytest.fixture
+def some_file(tmp_path: Path) -> Path:
+    path = tmp_path / "a.lpk"
+    path.write_bytes(b"whatever: the operation is replaced")
+    return path
+
+
+def test_a_latentpack_error_is_one_error_line(some_file: Path, monkeypatch) -> None:
+    from latentpack.errors import OptionError
+    from latentpack.ops import inspect as inspect_module
+
+    def refuse(path):
+        raise OptionError("`thing` must be >= 1, got 0")
+
+    monkeypatch.setattr(inspect_module, "archive_summary", refuse)
+    result = CliRunner().invoke(cli, ["inspect", str(some_file)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["Error: `thing` must be >= 1, got 0"]
+
+
+@pytest.mark.parametrize("bug", [ZeroDivisionError("division by zero"), ValueError("a plain ValueError"),
+                                 KeyError("a plain KeyError")])
+def test_a_bug_shows_its_traceback_and_asks_to_report_it(some_file: Path, monkeypatch, bug: Exception) -> None:
+    import latentpack
+    from latentpack.ops import inspect as inspect_module
+
+    def broken(path):
+        raise bug
+
+    monkeypatch.setattr(inspect_module, "archive_summary", broken)
+    result = CliRunner().invoke(cli, ["inspect", str(some_file)])
+    assert result.exit_code != 0
+    lines = result.output.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2].startswith(type(bug).__name__) and not any(line.startswith("Error:") for line in lines)
+    assert lines[-1].startswith(f"This is a bug in latentpack {latentpack.__version__}: please report it")
+
+
+def test_names_not_in_the_archive_are_one_error_line(easy, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["extract", str(easy[1]), "nope.png", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["Error: not in the archive: nope.png"]

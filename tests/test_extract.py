@@ -8,9 +8,11 @@ import pytest
 
 from archive_factory import make_contents
 
-from latentpack.codec import extract as extract_module
 from latentpack.codec import reconstruct
 from latentpack.formats import write_archive
+from latentpack.fs.names import UnsafeNameError
+from latentpack.fs.output import OutputFolder, check_targets
+from latentpack.ops import extract as extract_module
 
 
 def _archive(tmp_path: Path, w: int) -> Path:
@@ -61,3 +63,37 @@ def test_memory_per_image_is_the_archive_s_own(tmp_path: Path, monkeypatch) -> N
             tracemalloc.stop()
     per_image = (peaks[2000] - peaks[200]) / 1800
     assert per_image < 400, f"{per_image:.0f} bytes of Python heap per image"
+
+
+def test_output_folder_rolls_back_what_it_created_and_keeps_what_it_overwrote(tmp_path: Path) -> None:
+    names = ["kept.png", "new/a.png", "new/deeper/b.png"]
+    outdir = tmp_path / "made" / "out"
+    outdir.mkdir(parents=True)
+    (outdir / "kept.png").write_bytes(b"old")
+    root = check_targets("test", outdir, names, range(3), force=True)
+    with pytest.raises(ZeroDivisionError):
+        with OutputFolder(outdir, root, names) as out:
+            for i in range(3):
+                out.write(i, b"new")
+            assert (outdir / "new" / "deeper" / "b.png").read_bytes() == b"new"
+            1 / 0
+    assert sorted(p.name for p in outdir.rglob("*")) == ["kept.png"]  # created files and folders removed
+    assert (outdir / "kept.png").read_bytes() == b"new"  # an overwritten file is not a created one
+    fresh = tmp_path / "fresh" / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with OutputFolder(fresh, check_targets("test", fresh, names, range(3), force=False), names) as out:
+            out.write(1, b"x")
+            raise KeyboardInterrupt
+    assert not (tmp_path / "fresh").exists()  # OUTDIR and its missing parents too
+
+
+def test_check_targets_refuses_clashes_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeNameError, match="same output file"):
+        check_targets("test", tmp_path / "o", ["A.png", "a.png"], range(2), force=False)
+    with pytest.raises(UnsafeNameError, match="folder of another"):
+        check_targets("test", tmp_path / "o", ["a", "a/b.png"], range(2), force=False)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "x.png").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="--force"):
+        check_targets("test", tmp_path / "o", ["x.png"], range(1), force=False)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x.png"]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from latentpack.cli import cli
 from latentpack.formats import CorruptArchiveError, DecoderWeights, compute_header, open_archive, read_archive, write_archive
-from latentpack.summary import archive_summary
+from latentpack.ops.inspect import archive_summary
 
 from archive_factory import assert_contents_equal, make_contents, with_v11_features
 
@@ -198,7 +198,7 @@ def test_inspect_shows_the_decoder_as_stored(tmp_path: Path) -> None:
     contents = make_contents(w=3, weight_dtype="float16")
     path = write_archive(tmp_path / "a.lpk", contents)
     n = contents.decoder.num_scalars
-    summary = archive_summary(path)
+    summary = archive_summary(path).to_dict()
     assert summary["format_version"] == "1.2"
     assert summary["formula"]["weight_dtype"] == "float16" and summary["formula"]["z_bits"] == 32 * n
     assert summary["stored"]["decoder_bits"] == 16 * n

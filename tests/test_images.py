@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentpack.images import ImageReadError, from_working, natural_pixels, open_image, pixel_sha256, to_working
+from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, from_working, natural_pixels, open_image, pixel_sha256, to_working
 
 NATURAL = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB"}
 WORKING = ["L", "LA", "RGB", "RGBA"]
@@ -26,7 +26,7 @@ def _make(mode: str, rng: np.random.Generator) -> Image.Image:
         return Image.fromarray(arr[..., :3], "RGB").quantize(8)
     if mode == "1":
         return Image.fromarray(arr[..., 0] > 127)
-    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    channels = NATURAL_CHANNELS[mode]
     return Image.fromarray(arr[..., :channels].squeeze(), mode)
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from latentpack.cli import cli
 from latentpack.formats import CorruptArchiveError, read_archive
-from latentpack.images import natural_pixels, open_image
+from latentpack.fs.images import natural_pixels, open_image
 from latentpack.metrics import psnr
 
 from conftest import ramp_folder

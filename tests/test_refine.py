@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from latentpack.cli import cli
 from latentpack.formats.reader import read_archive
-from latentpack.summary import _refine
+from latentpack.ops.inspect import _refine
 
 ARGS = ["--arch", "mlp", "--filters", "8", "--epochs", "10", "--batch-size", "16", "--seed", "3", "--weights", "float32"]
 

@@ -30,11 +30,12 @@ from archive_factory import make_contents  # noqa: E402
 from security_cases import CRAFTED, craft, fuzz_archives, kill_compress, listing  # noqa: E402
 
 from latentpack.cli import cli  # noqa: E402
-from latentpack.codec import extract as extract_module  # noqa: E402
+from latentpack.fs import output as output_module  # noqa: E402
+from latentpack.ops import extract as extract_module  # noqa: E402
 from latentpack.formats import open_archive, write_archive  # noqa: E402
 from latentpack.formats import writer as writer_module  # noqa: E402
 from latentpack.fs.atomic import stale_temp_files  # noqa: E402
-from latentpack.images import ImageReadError, open_image  # noqa: E402
+from latentpack.fs.images import ImageReadError, open_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "-y", "2", "--filters", "2", "--batch-size", "4"]
@@ -237,7 +238,7 @@ def test_disk_full_during_extract_removes_what_it_wrote(tmp_path: Path, monkeypa
         fh = real(fd, *args, **kw)
         return FullDisk(fh) if len(calls) >= 3 else fh
 
-    monkeypatch.setattr(extract_module.os, "fdopen", fdopen)
+    monkeypatch.setattr(output_module.os, "fdopen", fdopen)
     before = listing(tmp_path)
     result = invoke("extract", archive, "-o", tmp_path / "out" / "deeper")
     _clean_error(result, "no space left", "img_002.png")

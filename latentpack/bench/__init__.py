@@ -1,6 +1,7 @@
 """``latentpack bench``: latentpack against the codecs a user would reach for.
 
-    codecs.py         the `Codec` interface and the baselines (PNG, WebP, JPEG,
+    base.py           the `Codec` interface and what its subclasses share
+    codecs.py         the baselines (PNG, WebP, JPEG,
                       AVIF, JPEG XL, xz/zstd of raw pixels, latentpack itself)
     worker.py         runs one encode or decode in a child process
     harness.py        runs the codecs on a folder and measures each
@@ -13,7 +14,8 @@ in its own child process, does.
 """
 from __future__ import annotations
 
-from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, Codec, default_params, make_codec
+from latentpack.bench.base import Codec
+from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, default_params, make_codec
 from latentpack.bench.harness import BenchError, BenchResult, Entry, run_bench
 
 __all__ = ["CODECS", "DEFAULT_QUALITIES", "Codec", "default_params", "make_codec",

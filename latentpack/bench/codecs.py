@@ -1,4 +1,4 @@
-"""The codecs the bench compares: one small abstract class, one subclass each.
+"""The codecs the bench compares: one subclass of `latentpack.bench.base.Codec` each.
 
 Every codec turns a folder of images into a *store* (a folder holding
 whatever it writes: one archive, one file per image, one compressed tar) and
@@ -13,31 +13,29 @@ those of one codec alone. A new baseline is a few lines: subclass `Codec`
 (or `PillowCodec` for a per-image Pillow format), set `name`, implement
 `encode` and `decode`, and add it to `CODECS`.
 
-Encoders start from each image's *natural* pixels (`latentpack.images`), the
+Encoders start from each image's *natural* pixels (`latentpack.fs.images`), the
 same pixels the quality is measured against; per-image decoders write the
 restored image as PNG, which is what ``latentpack extract`` writes for PNG
 input, so extraction is compared like for like.
 """
 from __future__ import annotations
 
-import abc
 import io
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
-from latentpack.folder import scan_folder
-from latentpack.images import open_image
-from latentpack.safenames import safe_target
+from latentpack.bench.base import Codec, natural_image_of, store_target, stored_files
+from latentpack.fs.folder import scan_folder
+from latentpack.fs.images import open_image
 
 __all__ = [
-    "Codec",
     "PillowCodec",
     "PngCodec",
     "WebpCodec",
@@ -61,77 +59,6 @@ __all__ = [
 DEFAULT_QUALITIES = (10, 30, 50, 70, 90)
 
 
-class Codec(abc.ABC):
-    """One way of storing a folder of images, measured by the bench harness.
-
-        folder -> encode -> store/ -> decode -> restored/
-
-    Attributes:
-        name: The codec's name on the command line and in reports.
-        lossless: Whether the codec claims to be lossless (the harness checks).
-        programs: External programs it needs; missing ones skip the codec.
-        restored_suffix: Appended to an image's name to find its restored file.
-        params: The setting, as keyword parameters (e.g. ``{"quality": 50}``).
-    """
-
-    name: ClassVar[str]
-    lossless: ClassVar[bool] = False
-    programs: ClassVar[tuple[str, ...]] = ()
-    restored_suffix: ClassVar[str] = ".png"
-
-    def __init__(self, **params: Any):
-        self.params = {k: v for k, v in params.items() if v is not None}
-
-    @property
-    def setting(self) -> str:
-        """The setting in words (``q=50``, ``y=16, epochs=5``, ``lossless``)."""
-        if not self.params:
-            return "lossless" if self.lossless else "default"
-        short = {"quality": "q", "latent_dims": "y"}
-        return ", ".join(f"{short.get(k, k)}={v}" for k, v in self.params.items())
-
-    def missing(self) -> str | None:
-        """Why this codec cannot run here (a program not installed), or None."""
-        absent = [p for p in self.programs if shutil.which(p) is None]
-        return f"{', '.join(absent)} not installed" if absent else None
-
-    @abc.abstractmethod
-    def encode(self, folder: Path, store: Path) -> dict[str, Any] | None:
-        """Compress every image under ``folder`` into the (empty) folder ``store``.
-
-        Returns:
-            Optional facts for the report (JSON-able), e.g. time by phase.
-        """
-
-    @abc.abstractmethod
-    def decode(self, store: Path, restored: Path) -> None:
-        """Write every image held in ``store`` under ``restored`` as ``<name><restored_suffix>``."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.setting})"
-
-
-def _target(root: Path, rel: str) -> Path:
-    """``root/rel``, checked to stay under ``root``, parent folders created."""
-    path = safe_target(root, rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _natural_image(path: Path) -> Image.Image:
-    """An image's natural pixels (L, LA, RGB or RGBA) as a Pillow image."""
-    natural = open_image(path).natural
-    modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-    return Image.fromarray(natural if natural.shape[2] > 1 else natural[..., 0], modes[natural.shape[2]])
-
-
-def _stored_files(store: Path, suffix: str) -> Iterator[tuple[str, Path]]:
-    """(image name, stored file) for every ``*<suffix>`` file in a store."""
-    for rel, path in scan_folder(store):
-        if rel.endswith(suffix):
-            yield rel[: -len(suffix)], path
-
-
 class PillowCodec(Codec):
     """A per-image format written and read by Pillow: one file per image."""
 
@@ -149,13 +76,13 @@ class PillowCodec(Codec):
     def encode(self, folder: Path, store: Path) -> None:
         options = self.save_options()
         for rel, path in scan_folder(folder):
-            self.prepare(_natural_image(path)).save(_target(store, rel + self.suffix), self.format, **options)
+            self.prepare(natural_image_of(path)).save(store_target(store, rel + self.suffix), self.format, **options)
 
     def decode(self, store: Path, restored: Path) -> None:
-        for name, path in _stored_files(store, self.suffix):
+        for name, path in stored_files(store, self.suffix):
             with Image.open(path) as image:
                 image.load()
-                image.save(_target(restored, name + self.restored_suffix), "PNG")
+                image.save(store_target(restored, name + self.restored_suffix), "PNG")
 
 
 class PngCodec(PillowCodec):
@@ -234,13 +161,13 @@ class JxlCodec(Codec):
         with tempfile.TemporaryDirectory(prefix="latentpack-jxl-") as tmp:
             source = Path(tmp) / "in.png"
             for rel, path in scan_folder(folder):
-                _natural_image(path).save(source, "PNG", compress_level=0)
-                _run([shutil.which("cjxl") or "cjxl", str(source), str(_target(store, rel + self.suffix)),
+                natural_image_of(path).save(source, "PNG", compress_level=0)
+                _run([shutil.which("cjxl") or "cjxl", str(source), str(store_target(store, rel + self.suffix)),
                       *self.cjxl_options()])
 
     def decode(self, store: Path, restored: Path) -> None:
-        for name, path in _stored_files(store, self.suffix):
-            _run([shutil.which("djxl") or "djxl", str(path), str(_target(restored, name + self.restored_suffix))])
+        for name, path in stored_files(store, self.suffix):
+            _run([shutil.which("djxl") or "djxl", str(path), str(store_target(restored, name + self.restored_suffix))])
 
 
 class JxlLosslessCodec(JxlCodec):
@@ -301,7 +228,7 @@ class TarCodec(Codec):
                     if not member.isfile():
                         continue
                     data = tar.extractfile(member).read()
-                    _target(restored, member.name).write_bytes(data)
+                    store_target(restored, member.name).write_bytes(data)
         finally:
             proc.stdout.close()
             code = proc.wait()
@@ -359,7 +286,7 @@ class LatentpackCodec(Codec):
         return facts
 
     def decode(self, store: Path, restored: Path) -> None:
-        from latentpack.codec.extract import extract_archive
+        from latentpack.ops.extract import extract_archive
 
         extract_archive(store / self.archive_name, restored)
 

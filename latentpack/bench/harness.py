@@ -32,9 +32,10 @@ import numpy as np
 from PIL import Image
 
 import latentpack
-from latentpack.bench.codecs import Codec
-from latentpack.folder import scan_folder
-from latentpack.images import ACCEPTED_FORMATS, ImageReadError, natural_pixels, open_image
+from latentpack.bench.base import Codec
+from latentpack.errors import LatentpackError
+from latentpack.fs.folder import scan_folder
+from latentpack.fs.images import ACCEPTED_FORMATS, ImageReadError, natural_image, natural_pixels, open_image
 from latentpack.metrics import psnr
 
 __all__ = ["BenchError", "Measured", "Quality", "Entry", "BenchResult", "run_measured", "select_images",
@@ -43,7 +44,7 @@ __all__ = ["BenchError", "Measured", "Quality", "Entry", "BenchResult", "run_mea
 Log = Callable[[str], None]
 
 
-class BenchError(RuntimeError):
+class BenchError(LatentpackError, RuntimeError):
     """The bench cannot run (no images, a work folder in the way, ...)."""
 
 
@@ -226,9 +227,7 @@ def _restored_pixels(path: Path, natural_mode: str) -> np.ndarray:
         image.load()
         arr, mode = natural_pixels(image)
     if mode != natural_mode:
-        pil_modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-        image = Image.fromarray(arr if arr.shape[2] > 1 else arr[..., 0], pil_modes[arr.shape[2]])
-        arr = np.asarray(image.convert(natural_mode), dtype=np.uint8)
+        arr = np.asarray(natural_image(arr).convert(natural_mode), dtype=np.uint8)
         if arr.ndim == 2:
             arr = arr[:, :, None]
     return arr

@@ -8,7 +8,17 @@ import sys
 
 import click
 
-from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, Codec, default_params, make_codec
+from latentpack.bench.base import Codec
+from latentpack.bench.codecs import CODECS, DEFAULT_QUALITIES, default_params, make_codec
+from latentpack.cli.options import (
+    arch_option,
+    batch_size_option,
+    epochs_option,
+    filters_option,
+    seed_option,
+    user_errors,
+)
+from latentpack.errors import LatentpackError
 
 __all__ = ["bench"]
 
@@ -66,16 +76,14 @@ def _command_line(ctx: click.Context) -> str:
               help="Comma-separated codecs to run.")
 @click.option("--rates", "--latent-dims", "rates", callback=_int_list, default=None,
               help="latentpack's -y values, comma-separated (e.g. 8,16,32). Default: one run, y chosen by latentpack.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="latentpack training epochs (default: its own).")
-@click.option("--arch", type=click.Choice(["auto", "mlp", "dense", "conv"]), default="auto", show_default=True,
-              help="latentpack architecture.")
-@click.option("--filters", type=click.IntRange(min=1), default=None, help="latentpack decoder width.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="latentpack batch size.")
+@epochs_option("latentpack training epochs (default: its own).")
+@arch_option("latentpack architecture.")
+@filters_option("latentpack decoder width.")
+@batch_size_option("latentpack batch size.")
 @click.option("--qualities", callback=_int_list, default=",".join(map(str, DEFAULT_QUALITIES)), show_default=True,
               help=f"Quality settings of the lossy baselines ({', '.join(_LOSSY_BASELINES)}).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Bench the first N images (sorted by name).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="latentpack's seed and the contact sheet's choice of images.")
+@seed_option("latentpack's seed and the contact sheet's choice of images.")
 @click.option("--json", "json_out", type=click.Path(path_type=pathlib.Path, dir_okay=False, allow_dash=True),
               default=None, help="Write the results as JSON to this file ('-': stdout, the table then goes to stderr).")
 @click.option("--plot", type=click.Path(path_type=pathlib.Path, dir_okay=False), default=None,
@@ -88,6 +96,7 @@ def _command_line(ctx: click.Context) -> str:
               help="Larger images show one CROP x CROP window on the contact sheet.")
 @click.option("--workdir", type=click.Path(path_type=pathlib.Path, file_okay=False), default=None,
               help="Keep every codec's output here (an empty or new folder). Default: a temporary folder.")
+@user_errors
 def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualities, limit, seed,
           json_out, plot, sheet, sample, crop, workdir) -> None:
     """Compress FOLDER with latentpack and with the usual baselines, and compare them.
@@ -98,9 +107,7 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
     (Pillow); JPEG XL (cjxl), xz -9 and zstd -19 of the raw pixels when those
     programs are installed (skipped with a note when not).
     """
-    from latentpack.bench.harness import BenchError, run_bench
-    from latentpack.bench.machine import machine_info
-    from latentpack.bench.report import format_table, plot_rate_distortion, result_json
+    from latentpack.bench.harness import run_bench
 
     if plot is not None:
         try:
@@ -118,11 +125,20 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
     try:
         result = run_bench(folder, codecs, limit=limit, workdir=workdir, sample=sample if sheet else 0, seed=seed,
                            log=log)
-    except (BenchError, ValueError, OSError) as exc:
+    except (LatentpackError, OSError) as exc:  # as plain text, not user_errors' "strerror: file"
         raise click.ClickException(str(exc)) from None
 
     options = {"codecs": codec_names, "rates": rates, "epochs": epochs, "arch": arch, "filters": filters,
                "batch_size": batch_size, "qualities": qualities, "limit": limit, "seed": seed}
+    _write_outputs(result, options, json_out, plot, sheet, crop, seed, log)
+
+
+def _write_outputs(result, options: dict, json_out: pathlib.Path | None, plot: pathlib.Path | None,
+                   sheet: pathlib.Path | None, crop: int, seed: int, log) -> None:
+    """Print the table and write the JSON, the plot and the contact sheet asked for; exit 1 if a codec run failed."""
+    from latentpack.bench.machine import machine_info
+    from latentpack.bench.report import format_table, plot_rate_distortion, result_json
+
     command = _command_line(click.get_current_context())
     data = result_json(result, machine=machine_info(), command=command, options=options)
     table = f"$ {command}\n{format_table(result)}"

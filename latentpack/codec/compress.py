@@ -33,7 +33,7 @@ from latentpack.codec.rate import RateChoice, RateTarget, bisect_steps, step_gri
 from latentpack.codec.lossless import check_all_digests, encode_residuals, fixed_point_decoder, iter_exact, predict
 from latentpack.codec.reconstruct import iter_reconstructions, load_decoder, to_uint8
 from latentpack.codec.residual import ContextParams, count_table
-from latentpack.folder import ImageFolder, read_folder, scan_folder
+from latentpack.fs.folder import ImageFolder, read_folder, scan_folder
 from latentpack.formats import write_archive
 from latentpack.formats.schema import (
     WEIGHT_DTYPES,
@@ -46,7 +46,7 @@ from latentpack.formats.schema import (
     compute_header,
 )
 from latentpack.formats.validate import DIGEST_BYTES
-from latentpack.images import natural_pixels
+from latentpack.fs.images import natural_pixels
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
 
@@ -143,7 +143,7 @@ def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
     root, target = os.path.realpath(folder), os.path.realpath(archive)
     if os.path.commonpath([root, target]) != root:
         return
-    from latentpack.folder import is_latentpack_archive
+    from latentpack.fs.folder import is_latentpack_archive
 
     if not is_latentpack_archive(Path(target)):
         raise ValueError(f"refusing to write the archive over {archive}: it is a file of the input folder, not an archive")

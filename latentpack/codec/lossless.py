@@ -27,7 +27,7 @@ from latentpack.codec.residual import ContextParams, choose_params, count_table,
 from latentpack.formats.decoder_spec import validate_architecture
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.schema import DecoderWeights, ImageTable, LosslessResiduals
-from latentpack.images import from_working, pixel_sha256
+from latentpack.fs.images import from_working, pixel_sha256
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = [

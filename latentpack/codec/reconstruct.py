@@ -25,7 +25,7 @@ from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_
 from latentpack.formats.errors import ArchiveError
 from latentpack.formats.validate import decoder_input
 from latentpack.formats.schema import DecoderWeights, ImageTable, Latents
-from latentpack.images import from_working
+from latentpack.fs.images import from_working
 
 __all__ = [
     "load_decoder",

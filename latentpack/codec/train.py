@@ -18,7 +18,7 @@ import numpy as np
 from latentpack.codec import quiet_tensorflow
 from latentpack.codec.allocator import keep_freed_memory
 from latentpack.codec.design import CodecDesign
-from latentpack.folder import ImageFolder
+from latentpack.fs.folder import ImageFolder
 from latentpack.progress import ProgressFactory, null_progress
 
 quiet_tensorflow()

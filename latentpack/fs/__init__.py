@@ -1,5 +1,10 @@
 """The file-system layer: reading image folders, stored-name rules, safe output writing.
 
+    folder.py   scan an input folder, check every file, stage the working pixels
+    images.py   open and check one image; natural/working modes; the mode-to-channels table
+    names.py    the rules a stored name must pass before anything is written under it
+    output.py   check every target first, write each file atomically, roll back on failure
+
 Nothing here knows about models or archives' contents; `formats`, `codec` and the
 operations use it to touch the disk.
 """

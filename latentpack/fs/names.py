@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
+from latentpack.errors import LatentpackError
+
 __all__ = ["UnsafeNameError", "check_name", "safe_target", "display_name", "MAX_NAME_BYTES"]
 
 MAX_NAME_BYTES = 1024
@@ -39,7 +41,7 @@ def display_name(name: str) -> str:
     return _UNPRINTABLE.sub(escape, name)
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(LatentpackError, ValueError):
     """A stored name would write outside the output folder, or cannot be a file name."""
 
     def __init__(self, name: str, reason: str, where: str | None = None):

@@ -1,4 +1,4 @@
-"""Check an archive end to end: decode every image, compare with digests and a folder.
+"""The ``verify`` operation: decode every image of an archive, compare with digests and a folder.
 
     archive -> decode every image (lossless: exact, each sha256 compared)
             -> [FOLDER] open the file of the same name -> lossless: same pixels?
@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from latentpack.codec.extract import iter_images
+from latentpack.codec.decode import iter_images
 from latentpack.formats import read_archive
-from latentpack.images import ImageReadError, natural_pixels, open_image
+from latentpack.fs.images import ImageReadError, natural_pixels, open_image
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
-from latentpack.safenames import safe_target
+from latentpack.fs.names import safe_target
 
 __all__ = ["PSNR_TOLERANCE", "VerifyReport", "verify_archive"]
 

@@ -18,15 +18,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from latentpack.errors import LatentpackError, OptionError
+from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, OpenedImage, open_image, to_working
+from latentpack.fs.names import UnsafeNameError, check_name, display_name
 from latentpack.progress import ProgressFactory, null_progress
-from latentpack.images import ImageReadError, OpenedImage, open_image, to_working
-from latentpack.safenames import UnsafeNameError, check_name, display_name
 
 __all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive"]
 
 
-
-class BadImagesError(ValueError):
+class BadImagesError(LatentpackError, ValueError):
     """One or more input files cannot be used; ``bad`` lists (name, reason)."""
 
     def __init__(self, bad: Sequence[tuple[str, str]]):
@@ -116,7 +116,7 @@ class ImageFolder:
 
     @property
     def channels(self) -> int:
-        return {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[self.working_mode]
+        return NATURAL_CHANNELS[self.working_mode]
 
     def working(self, i: int) -> np.ndarray:
         """The working pixels of image ``i``, (H, W, C) uint8, a view of the memmap."""
@@ -204,40 +204,62 @@ def read_folder(
         NotADirectoryError: ``folder`` is not a folder.
         BadImagesError: listing every file that cannot be used (also with
             ``skip_bad`` when no file can be used).
-        ValueError: the folder holds no images.
+        OptionError: (a ValueError) the folder holds no images.
     """
     files = scan_folder(folder, exclude)
     if not files:
-        raise ValueError(f"{folder} holds no images")
+        raise OptionError(f"{folder} holds no images")
     progress = progress or null_progress
+    metas, paths, bad = _check_files(files, progress)
+    if bad and (not skip_bad or not metas):
+        raise BadImagesError(bad)
+    if not metas:
+        raise OptionError(f"{folder} holds no images (only latentpack archives)")
+    mode = _working_mode(m.natural_mode for m in metas)
+    offsets, pixels, tmpdir = _stage(metas, paths, mode, staging_dir, progress)
+    skipped = [(display_name(name), reason) for name, reason in bad]
+    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+
+
+def _check_file(name: str, path: Path, seen: dict[str, str]) -> FolderImage:
+    """Open and check one file of the folder (``seen``: case-folded names so far).
+
+    Raises:
+        ImageReadError: the file cannot be used, with the reason.
+        OSError: it cannot be read.
+    """
+    key = name.casefold()
+    problem = _name_problem(name)
+    if problem:
+        raise ImageReadError(problem)
+    if key in seen:
+        raise ImageReadError(
+            f"differs from {display_name(seen[key])} only by letter case or Unicode form "
+            "(extraction could clash)"
+        )
+    if path.is_symlink() and path.is_dir():
+        raise ImageReadError("is a folder reached through a symlink (symlinked folders are not followed)")
+    if path.is_dir():  # os.walk could not list it: say why
+        with os.scandir(path):
+            pass
+        raise ImageReadError("is a folder that could not be listed")
+    im = open_image(path)
+    seen[key] = name
+    return FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
+                       im.natural_mode, im.palette, im.sha256, path.stat().st_size)
+
+
+def _check_files(files: Sequence[tuple[str, Path]], progress: ProgressFactory
+                 ) -> tuple[list[FolderImage], list[Path], list[tuple[str, str]]]:
+    """The first pass: every file opened and checked; the good ones' metadata and paths, and every bad one."""
     metas: list[FolderImage] = []
     paths: list[Path] = []
     bad: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     with progress("Checking images", len(files)) as bar:
         for name, path in files:
-            key = name.casefold()
             try:
-                problem = _name_problem(name)
-                if problem:
-                    raise ImageReadError(problem)
-                if key in seen:
-                    raise ImageReadError(
-                        f"differs from {display_name(seen[key])} only by letter case or Unicode form "
-                        "(extraction could clash)"
-                    )
-                if path.is_symlink() and path.is_dir():
-                    raise ImageReadError("is a folder reached through a symlink (symlinked folders are not followed)")
-                if path.is_dir():  # os.walk could not list it: say why
-                    with os.scandir(path):
-                        pass
-                    raise ImageReadError("is a folder that could not be listed")
-                im = open_image(path)
-                seen[key] = name
-                metas.append(
-                    FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
-                                im.natural_mode, im.palette, im.sha256, path.stat().st_size)
-                )
+                metas.append(_check_file(name, path, seen))
                 paths.append(path)
             except ImageReadError as exc:
                 if not is_latentpack_archive(path):
@@ -245,13 +267,13 @@ def read_folder(
             except OSError as exc:
                 bad.append((name, f"cannot be read: {exc.strerror or exc}"))
             bar.update(1)
-    if bad and (not skip_bad or not metas):
-        raise BadImagesError(bad)
-    if not metas:
-        raise ValueError(f"{folder} holds no images (only latentpack archives)")
+    return metas, paths, bad
 
-    mode = _working_mode(m.natural_mode for m in metas)
-    c = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+
+def _stage(metas: Sequence[FolderImage], paths: Sequence[Path], mode: str, staging_dir: Path | None,
+           progress: ProgressFactory) -> tuple[np.ndarray, np.ndarray, tempfile.TemporaryDirectory]:
+    """The second pass: the working pixels of every good file in a temporary memmap; (offsets, pixels, its folder)."""
+    c = NATURAL_CHANNELS[mode]
     sizes = np.array([m.height * m.width * c for m in metas], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     tmpdir = tempfile.TemporaryDirectory(prefix="latentpack-", dir=staging_dir)
@@ -264,5 +286,4 @@ def read_folder(
             pixels[offsets[i] : offsets[i + 1]] = to_working(im.natural, im.natural_mode, mode).reshape(-1)
             bar.update(1)
     pixels.flush()
-    skipped = [(display_name(name), reason) for name, reason in bad]
-    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+    return offsets, pixels, tmpdir

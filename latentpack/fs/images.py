@@ -25,6 +25,7 @@ from PIL import Image, ImageFile
 __all__ = [
     "ACCEPTED_FORMATS",
     "NATURAL_CHANNELS",
+    "MODE_OF_CHANNELS",
     "ImageReadError",
     "OpenedImage",
     "open_image",
@@ -32,11 +33,15 @@ __all__ = [
     "to_working",
     "from_working",
     "natural_pixels",
+    "natural_image",
 ]
 
 #: Pillow formats accepted as input (a fixed list: no surprise plugins).
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO")
+#: The natural (and working) modes and their channels: the package's one table of them.
 NATURAL_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+#: The natural mode of an (H, W, C) array with C channels.
+MODE_OF_CHANNELS = {c: mode for mode, c in NATURAL_CHANNELS.items()}
 #: Original modes read, and the natural mode each maps to (P is decided by its palette).
 _NATURAL_OF = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA",
                "CMYK": "RGB", "YCbCr": "RGB", "PA": "RGBA"}
@@ -126,6 +131,12 @@ def natural_pixels(img: Image.Image, palette: np.ndarray | None = None) -> tuple
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr, natural
+
+
+def natural_image(natural: np.ndarray) -> Image.Image:
+    """A Pillow image of uint8 (H, W, C) natural pixels (mode L, LA, RGB or RGBA from C)."""
+    c = natural.shape[2]
+    return Image.fromarray(np.ascontiguousarray(natural if c > 1 else natural[..., 0]), MODE_OF_CHANNELS[c])
 
 
 def open_image(path: Path) -> OpenedImage:

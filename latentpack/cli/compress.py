@@ -1,0 +1,85 @@
+"""``latentpack compress``: train on a folder and write its archive."""
+from __future__ import annotations
+
+import pathlib
+
+import click
+
+from latentpack.cli.inspect import print_summary
+from latentpack.cli.options import (
+    arch_option,
+    batch_size_option,
+    epochs_option,
+    filters_option,
+    force_option,
+    json_option,
+    progress_factory,
+    seed_option,
+    user_errors,
+)
+from latentpack.errors import LatentpackError, OptionError
+from latentpack.fs.names import display_name
+
+__all__ = ["compress"]
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=pathlib.Path, file_okay=False, exists=True))
+@click.option("-o", "--output", "archive", required=True, type=click.Path(path_type=pathlib.Path, dir_okay=False),
+              help="Archive to write.")
+@click.option("-y", "--latent-dims", type=click.IntRange(min=1), default=None,
+              help="Latents per image (mlp, dense) or latent channels (conv). Default: chosen from the image size.")
+@epochs_option("Training epochs. Default: about 24,000 steps (mlp) or 12,000 (dense, conv), at most 300 epochs.")
+@batch_size_option()
+@arch_option("mlp (fully connected) or dense (conv layers into a dense bottleneck): one latent vector per "
+             "equal-sized image; conv: a latent grid, any sizes.")
+@filters_option("Decoder width. Default: from the size budget.")
+@seed_option("Same folder and seed give the same archive contents.")
+@click.option("--lossless", is_flag=True,
+              help="Also store the pixels the decoder misses: extract returns every image bit-exact.")
+@click.option("--codes", type=click.Choice(["encoder", "index"]), default="encoder", show_default=True,
+              help="index: image i's code is generated from i and not stored; only a decoder is trained.")
+@click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Quantisation step of the latents. Default: chosen (lossy: within 0.1 dB; lossless: fewest bits).")
+@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default="32", show_default=True,
+              help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too).")
+@click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
+              help="Target mean PSNR: the coarsest latent step that reaches it (lossy).")
+@click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
+              help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
+@click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+              help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
+@click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default=None,
+              help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them). "
+                   "Default: float16 with --max-size/--ratio, else float32.")
+@click.option("--refine-steps", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Fine-tune the decoder on the quantised latents (mlp, dense). Default: a tenth of the training "
+                   "steps; 0: off. Kept only if it lowers the error.")
+@click.option("--skip-bad", is_flag=True,
+              help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
+@force_option
+@json_option
+@user_errors
+def compress(folder, archive, as_json, digest_bytes, **options) -> None:
+    """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
+    from latentpack.codec.compress import compress_folder
+    from latentpack.fs.atomic import stale_temp_files
+
+    stale = stale_temp_files(archive)
+    if stale:
+        click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
+                   f"(safe to delete once no other latentpack is writing it): "
+                   + ", ".join(display_name(p.name) for p in stale), err=True)
+    try:
+        result = compress_folder(folder, archive, digest_bytes=int(digest_bytes), progress=progress_factory, **options)
+    except ValueError as err:
+        # Issue 10, until the codec branch is merged: compress_folder still raises plain ValueError
+        # for bad option values (the codec branch raises OptionError instead; then delete this).
+        if isinstance(err, LatentpackError):
+            raise
+        raise OptionError(str(err)) from err
+    print_summary(result.path, as_json)
+    rc = result.contents.training.get("rate_control")
+    if rc and not rc["reached"]:
+        click.echo(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
+                   "latent step (more epochs, a larger -y or --filters could reach it)", err=True)

@@ -1,0 +1,34 @@
+"""``latentpack list``: the images of an archive, one row each."""
+from __future__ import annotations
+
+import click
+
+from latentpack.cli.format import db
+from latentpack.cli.options import archive_argument, emit_json, json_option, user_errors
+from latentpack.fs.names import display_name
+
+__all__ = ["list_"]
+
+
+@click.command(name="list")
+@archive_argument
+@json_option
+@user_errors
+def list_(archive, as_json) -> None:
+    """List the images in ARCHIVE: name, size, mode and PSNR."""
+    from latentpack.ops.inspect import image_rows, skipped_files
+
+    rows = image_rows(archive)
+    skipped = skipped_files(archive)
+    if skipped:
+        click.echo(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
+                   + "; ".join(f"{display_name(s['name'])} ({s['reason']})" for s in skipped), err=True)
+    if as_json:
+        emit_json(rows)
+        return
+    names = [display_name(r["name"]) for r in rows]  # a stored name may hold terminal escapes
+    width = max([len(n) for n in names] + [4])
+    click.echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}")
+    for name, r in zip(names, rows):
+        size = f"{r['width']}x{r['height']}"
+        click.echo(f"{name:<{width}}  {size:>11}  {r['mode']:<5} {r['format']:<6} {db(r['psnr']):>10}")

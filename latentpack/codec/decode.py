@@ -1,0 +1,53 @@
+"""Decode the images of an archive with numpy, a batch at a time (never imports TensorFlow).
+
+    contents -> lossy:    float decoder -> batches of reconstructions
+             -> lossless: fixed-point decoder + residuals -> exact pixels,
+                          each checked against its stored sha256
+
+`extract`, `verify` and the Python API (`latentpack.open`) all read images
+through `iter_images`.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from PIL import Image
+
+from latentpack.codec.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
+from latentpack.codec.reconstruct import integer_latents, iter_reconstructions, load_decoder
+from latentpack.formats import ArchiveContents
+
+__all__ = ["iter_images"]
+
+
+def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None, strict: bool = True
+                ) -> Iterator[tuple[int, Image.Image, bytes | None, bool]]:
+    """Decode images of an archive: ``(index, image, full sha256 or None, digest matches)``.
+
+    Images come in index order; the decoder runs on batches of them.
+
+    Args:
+        contents: The archive, as `latentpack.formats.read_archive` returns it.
+        indices: Sorted indices of the images to decode (default all).
+        strict: Lossless: raise on a digest mismatch instead of reporting it.
+
+    Raises:
+        DigestMismatchError: (lossless, ``strict``) an image's pixels do not
+            have its stored sha256.
+    """
+    table = contents.images
+    if contents.lossless is None:
+        decoder = load_decoder(contents.decoder)
+        for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):
+            yield i, image, None, True
+        return
+    ints = integer_latents(contents.latents)
+    if ints is None:
+        raise DigestMismatchError("a lossless archive must store integer latents", hdf5_path="/latents")
+    q, step = ints
+    fp = fixed_point_decoder(contents.decoder, step, contents.lossless.thresholds)
+    mode = fp.spec.output_mode
+    lat = contents.latents
+    for i, _, image, digest, ok in iter_exact(contents.lossless, fp, q, lat.offsets, lat.shapes, table, mode,
+                                              indices, strict):
+        yield i, image, digest, ok

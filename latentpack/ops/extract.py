@@ -1,0 +1,173 @@
+"""The ``extract`` operation: decode with numpy, write safely, stream.
+
+    archive -> check every target name (`latentpack.fs.output`) -> decode a
+            batch (`latentpack.codec.decode`) -> encode each image in its
+            source format -> write it (temp file + rename) -> next batch
+
+Nothing is written, not even OUTDIR created, until every requested name has
+been checked (inside the output folder, no clash, no existing file unless
+``force``). A failed extraction (a full disk included) removes the files and
+folders it created. Never imports TensorFlow.
+
+Memory grows with the number of images only by what the archive itself needs
+(the latents, the names) plus a few bytes an image (see `latentpack.fs.output`).
+
+Lossless archives decode exactly (`latentpack.codec.lossless`): every image's
+pixels are checked against its stored sha256 before it is written, the file
+bytes are decoded again and checked (a format that cannot hold the pixels
+exactly, such as JPEG, is written as PNG data instead), and when every image
+is extracted the digest of all full digests is checked too.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from latentpack.codec.decode import iter_images
+from latentpack.codec.lossless import AllDigests, DigestMismatchError
+from latentpack.codec.reconstruct import check_decodable
+from latentpack.errors import LatentpackError
+from latentpack.formats import ArchiveError, read_archive, validate_architecture
+from latentpack.fs.images import ImageReadError, open_image
+from latentpack.fs.output import OutputFolder, check_targets, target
+from latentpack.progress import ProgressFactory, null_progress
+
+__all__ = ["ExtractResult", "MissingImagesError", "extract_archive", "select_images", "encode_image", "encode_exact"]
+
+#: Formats written back as themselves; anything else is written as PNG.
+_WRITABLE = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {"optimize": False}}
+
+
+@dataclass
+class ExtractResult:
+    """What `extract_archive` wrote: the images' names, in archive order, under ``root``.
+
+    Attributes:
+        root: The output folder, symlinks resolved.
+        names: The stored names of the images written, in archive order.
+    """
+
+    root: Path
+    names: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files written, in archive order (built on request: one `Path` per image)."""
+        return [target(self.root, name) for name in self.names]
+
+
+class MissingImagesError(LatentpackError, KeyError):
+    """Names asked for that the archive does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "not found"
+
+
+def select_images(names: Sequence[str], wanted: Sequence[str] | None) -> Sequence[int]:
+    """Indices of the wanted names, sorted (all, as a `range`, when ``wanted`` is empty).
+
+    Raises:
+        MissingImagesError: (a KeyError) listing every wanted name that is not in the archive.
+    """
+    if not wanted:
+        return range(len(names))
+    where = {n: i for i, n in enumerate(names)}
+    missing = [n for n in wanted if n not in where]
+    if missing:
+        raise MissingImagesError(f"not in the archive: {', '.join(missing)}")
+    return sorted({where[n] for n in wanted})
+
+
+def encode_image(image: Image.Image, fmt: str, *, lossless: bool = False) -> bytes:
+    """The bytes of an image saved in its source format (PNG as a fallback)."""
+    buf = io.BytesIO()
+    if fmt in _WRITABLE:
+        options = dict(_SAVE_OPTIONS.get(fmt, {}))
+        if lossless and fmt == "WEBP":
+            options = {"lossless": True}
+        try:
+            image.save(buf, format=fmt, **options)
+            return buf.getvalue()
+        except (OSError, KeyError, ValueError):
+            buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encode_exact(image: Image.Image, fmt: str, digest: bytes, name: str) -> bytes:
+    """File bytes that decode to pixels with the given sha256: the source format, else PNG.
+
+    Raises:
+        DigestMismatchError: neither encoding reproduces the pixels.
+    """
+    for attempt in dict.fromkeys([fmt, "PNG"]):
+        data = encode_image(image, attempt, lossless=True)
+        try:
+            if open_image(io.BytesIO(data)).sha256 == digest:  # type: ignore[arg-type]
+                return data
+        except ImageReadError:
+            pass
+    raise DigestMismatchError(f"image {name!r}: no file format reproduces its pixels exactly")
+
+
+def extract_archive(
+    archive: str | os.PathLike,
+    outdir: str | os.PathLike,
+    names: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFactory | None = None,
+) -> ExtractResult:
+    """Write the reconstructed images under ``outdir`` with their stored names.
+
+    Args:
+        archive: The archive.
+        outdir: The output folder (created if missing).
+        names: Images to extract (default all).
+        force: Overwrite existing files.
+        progress: Optional ``progress(label, total)`` factory.
+
+    Raises:
+        ArchiveError: the archive is not valid.
+        MissingImagesError: a requested name is not in the archive.
+        UnsafeNameError: a stored name would write outside ``outdir``, or two
+            names would write the same file.
+        FileExistsError: a target exists and ``force`` is False.
+        DigestMismatchError: (lossless) an image decodes to pixels whose
+            sha256 differs from the stored one; nothing wrong is left behind.
+    """
+    contents = read_archive(archive)
+    table = contents.images
+    indices = select_images(table.names, names)
+    outdir = Path(outdir)
+    root = check_targets(os.fspath(archive), outdir, table.names, indices, force)
+    try:
+        check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, table.names, indices)
+    except ArchiveError as err:
+        err.file = archive
+        raise
+
+    all_digests = AllDigests()
+    with OutputFolder(outdir, root, table.names) as out, \
+            (progress or null_progress)("Extracting", len(indices)) as bar:
+        for i, image, digest, _ in iter_images(contents, indices):
+            if digest is None:
+                data = encode_image(image, table.formats[i])
+            else:
+                data = encode_exact(image, table.formats[i], digest, table.names[i])
+                all_digests.add(digest)
+            out.write(i, data)
+            bar.update(1)
+        if contents.lossless is not None and all_digests.count == len(table):
+            all_digests.check(table.sha256_all)
+    chosen = table.names if len(indices) == len(table) else [table.names[i] for i in indices]
+    return ExtractResult(root=root, names=chosen)

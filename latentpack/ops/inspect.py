@@ -1,0 +1,243 @@
+"""The ``inspect`` operation and ``list``'s rows: what an archive holds (no TensorFlow).
+
+Format 1.1 archives also report the bits actually stored (coded latents,
+lossless residuals) next to the seed's float32 accounting, and 1.2 archives
+the decoder's bits as stored (float16 weights) next to ``z``.
+
+`archive_summary` gives the size breakdown a user came for: both sides of
+z + w*y*32 < x and the verdict, the real bytes of each part of the file, the
+ratios to the raw size and to the folder's size on disk, and the quality
+measured at compress time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from latentpack.formats import open_archive
+
+__all__ = ["ArchiveSummary", "archive_summary", "image_rows", "skipped_files", "json_ready"]
+
+
+def json_ready(value: Any) -> Any:
+    """A copy of nested dicts and lists fit for strict JSON: non-finite floats (an exact PSNR) become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+@dataclass
+class ArchiveSummary:
+    """What ``inspect`` reports about an archive (`archive_summary`); ``inspect --json`` prints `as_json`.
+
+    Attributes:
+        archive: The archive's path, as given.
+        format_version: The file's format version (``"1.2"``).
+        mode: ``"lossy"`` or ``"lossless"``.
+        stored: Format 1.1 and later: the bits as stored (coded latents,
+            residuals, float16 weights), else None.
+        writer: The latentpack version that wrote it.
+        created: When it was written (ISO 8601).
+        formula: Both sides of z + w*y*32 < x and the verdict.
+        bytes: The real bytes of each part of the file and the ratios.
+        quality: Mean and worst PSNR measured at compress time.
+        training: The model's settings (arch, y, filters, epochs, seed, ...).
+        skipped: Files left out with ``compress --skip-bad``: name, reason.
+        rate_control: The ``--quality``/``--max-size`` record, if any.
+        refine: The decoder refinement record, if any.
+    """
+
+    archive: str
+    format_version: str
+    mode: str
+    stored: dict[str, Any] | None
+    writer: str
+    created: str
+    formula: dict[str, Any]
+    bytes: dict[str, Any]
+    quality: dict[str, Any]
+    training: dict[str, Any]
+    skipped: list[dict[str, str]]
+    rate_control: dict[str, Any] | None
+    refine: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as nested dicts (an exact PSNR stays ``inf``)."""
+        return dataclasses.asdict(self)
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as ``inspect --json`` prints it (strict JSON: non-finite numbers are None)."""
+        return json_ready(self.to_dict())
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den <= 0 else num / den
+
+
+def archive_summary(path: str | os.PathLike) -> ArchiveSummary:
+    """The facts `inspect` prints.
+
+    Raises:
+        ArchiveError: the file is not a valid archive.
+    """
+    with open_archive(path) as ar:
+        ar.validate()  # inspect vouches for the whole archive, weights and latents included
+        h = ar.header
+        breakdown = ar.storage_breakdown()
+        training = ar.training
+        images = ar.images
+        pixels = int(np.sum(images.shapes[:, 0].astype(np.int64) * images.shapes[:, 1]))
+        return ArchiveSummary(
+            archive=os.fspath(path),
+            format_version=ar.format_version,
+            mode="lossless" if ar.is_lossless else "lossy",
+            stored=_stored(ar, pixels),
+            writer=ar.writer,
+            created=ar.created,
+            formula=_formula(ar),
+            bytes=_bytes(h, breakdown, pixels),
+            quality=_quality(ar),
+            training={k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed",
+                                                   "codes", "latent_step") if k in training},
+            skipped=_skipped(training),
+            rate_control=_rate_control(training),
+            refine=_refine(training),
+        )
+
+
+def _stored(ar: Any, pixels: int) -> dict[str, Any] | None:
+    """The bits as stored (format 1.1 and later), else None."""
+    h = ar.header
+    if h.stored_bits is None:
+        return None
+    return {
+        "latent_coding": ar.latent_coding,
+        "decoder_bits": h.z_bits if h.stored_decoder_bits is None else h.stored_decoder_bits,
+        "latent_bits": h.stored_latent_bits,
+        "latent_bits_per_image": h.stored_latent_bits / h.w if h.w else 0.0,
+        "residual_bits": h.residual_bits,
+        "total_bits": h.stored_bits,
+        "beats_raw": bool(h.beats_raw_stored),
+        "factor": _ratio(h.x_bits, h.stored_bits),
+        "bits_per_pixel": _ratio(h.stored_bits, pixels),
+    }
+
+
+def _formula(ar: Any) -> dict[str, Any]:
+    """Both sides of z + w*y*32 < x, the verdict and the decoder's share."""
+    h = ar.header
+    return {
+        "w": h.w,
+        "y": h.y if h.y >= 0 else None,
+        "latent_scalars": h.latent_scalars,
+        "x_bits": h.x_bits,
+        "z_bits": h.z_bits,
+        "weight_dtype": ar.weight_dtype,
+        "latent_bits": h.latent_bits,
+        "lhs_bits": h.lhs_bits,
+        "beats_raw": bool(h.beats_raw),
+        "factor": _ratio(h.x_bits, h.lhs_bits),
+        "decoder_share": _ratio(h.z_bits, h.lhs_bits),
+        "decoder_dominates": h.z_bits > h.latent_bits,
+    }
+
+
+def _bytes(h: Any, breakdown: dict[str, int], pixels: int) -> dict[str, Any]:
+    """The file's real bytes, part by part, and its ratios to the raw pixels and to the folder."""
+    file_bytes = breakdown["file"]
+    return {
+        "raw": h.x_bits // 8,
+        "folder": h.folder_bytes,
+        "archive": file_bytes,
+        "breakdown": breakdown,
+        "ratio_to_raw": _ratio(h.x_bits / 8, file_bytes),
+        "ratio_to_folder": _ratio(h.folder_bytes, file_bytes),
+        "beats_raw_on_disk": file_bytes * 8 < h.x_bits,
+        "beats_folder": file_bytes < h.folder_bytes,
+        "bits_per_pixel": _ratio(file_bytes * 8, pixels),
+    }
+
+
+def _quality(ar: Any) -> dict[str, Any]:
+    """The PSNR measured at compress time: mean, worst and which image."""
+    q = ar.quality
+    worst = int(np.argmin(q.psnr)) if len(q.psnr) else None
+    return {
+        "mean_psnr": q.mean_psnr,
+        "min_psnr": q.min_psnr,
+        "worst_image": ar.images.names[worst] if worst is not None else None,
+        "exact_images": int(np.sum(np.isinf(q.psnr))),
+        "prediction_mean_psnr": ar.training.get("prediction_mean_psnr"),
+    }
+
+
+def _rate_control(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``rate_control`` record of the training log (FORMAT.md: MAY), if well-formed."""
+    rc = training.get("rate_control")
+    if not isinstance(rc, dict) or rc.get("target") not in ("psnr", "bytes"):
+        return None
+    number = (int, float)
+    if not isinstance(rc.get("value"), number) or not isinstance(rc.get("reached"), bool):
+        return None
+    out = {"target": rc["target"], "value": rc["value"], "reached": rc["reached"]}
+    if isinstance(rc.get("step"), number):
+        out["step"] = rc["step"]
+    if isinstance(rc.get("got"), number):
+        out["got"] = rc["got"]
+    return out
+
+
+def _refine(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``refine`` record of the training log (FORMAT.md: MAY), if well-formed."""
+    r = training.get("refine")
+    number = (int, float)
+    if not isinstance(r, dict) or not isinstance(r.get("kept"), bool):
+        return None
+    if not all(isinstance(r.get(k), number) and not isinstance(r.get(k), bool) for k in ("steps", "mse_before", "mse_after")):
+        return None
+    return {"steps": int(r["steps"]), "mse_before": float(r["mse_before"]), "mse_after": float(r["mse_after"]),
+            "kept": r["kept"]}
+
+
+def _skipped(training: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``skipped`` list of the training record, as {"name", "reason"} strings (FORMAT.md: MAY)."""
+    items = training.get("skipped")
+    if not isinstance(items, list):
+        return []
+    return [
+        {"name": str(item.get("name", "")), "reason": str(item.get("reason", ""))}
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def skipped_files(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The files left out at compress time (``compress --skip-bad``), with their reasons."""
+    with open_archive(path) as ar:
+        return _skipped(ar.training)
+
+
+def image_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """One row per image: name, height, width, mode, format, PSNR."""
+    with open_archive(path) as ar:
+        images, psnr = ar.images, ar.quality.psnr
+        return [
+            {
+                "name": images.names[i],
+                "height": int(images.shapes[i][0]),
+                "width": int(images.shapes[i][1]),
+                "mode": images.modes[i],
+                "format": images.formats[i],
+                "psnr": float(psnr[i]) if math.isfinite(psnr[i]) else math.inf,
+            }
+            for i in range(len(images))
+        ]
