@@ -9,7 +9,7 @@ import pytest
 from archive_factory import make_contents
 
 from latentpack.codec import extract as extract_module
-from latentpack.codec import reconstruct
+from latentpack.codec.runtime import reconstruct
 from latentpack.formats import write_archive
 
 

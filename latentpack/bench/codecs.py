@@ -350,7 +350,7 @@ class LatentpackCodec(Codec):
 
     def encode(self, folder: Path, store: Path) -> dict[str, Any]:
         """Compress; returns the design chosen and the time of each phase (read, train, ...)."""
-        from latentpack.codec.compress import compress_folder
+        from latentpack.ops.compress import compress_folder
 
         result = compress_folder(folder, store / self.archive_name, **self.params)
         training = result.contents.training
@@ -381,7 +381,7 @@ class LatentpackLosslessCodec(LatentpackCodec):
     def missing(self) -> str | None:
         import inspect
 
-        from latentpack.codec.compress import compress_folder
+        from latentpack.ops.compress import compress_folder
 
         if "lossless" not in inspect.signature(compress_folder).parameters:
             return "this latentpack has no lossless mode yet"

@@ -94,7 +94,7 @@ def cli() -> None:
 def compress(folder, archive, latent_dims, epochs, batch_size, arch, filters, seed, lossless, codes, latent_step,
              digest_bytes, quality, max_bytes, ratio, weight_dtype, refine_steps, skip_bad, force, as_json) -> None:
     """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
     from latentpack.formats.writer import stale_temp_files
 
     stale = stale_temp_files(archive)

@@ -33,8 +33,8 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.lossless import AllDigests, DigestMismatchError, fixed_point_decoder, iter_exact
-from latentpack.codec.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
+from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError, fixed_point_decoder, iter_exact
+from latentpack.codec.runtime.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
 from latentpack.formats import ArchiveContents, ArchiveError, read_archive, validate_architecture
 from latentpack.images import ImageReadError, open_image
 from latentpack.progress import ProgressFactory, null_progress

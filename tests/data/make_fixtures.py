@@ -56,7 +56,7 @@ def _folders(root: Path) -> dict[str, tuple[Path, dict]]:
 
 def expected_facts(archive: Path) -> dict:
     """What a reader must find in an archive (also used by the test)."""
-    from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
+    from latentpack.codec.runtime.reconstruct import iter_reconstructions, load_decoder
     from latentpack.formats import read_archive
 
     c = read_archive(archive)
@@ -73,7 +73,7 @@ def expected_facts(archive: Path) -> dict:
 
 
 def main() -> None:
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
     from latentpack.formats.schema import FORMAT_VERSION
 
     if os.environ.get("LATENTPACK_REGENERATE_FIXTURES") != "1":
