@@ -257,8 +257,7 @@ def _choose_and_assemble(run: _Compression) -> ArchiveContents:
     grid = rate.step_grid(float(np.std(latents.values)), float(np.max(np.abs(latents.values))))
     budget = target.byte_budget(run.staged.x_bits // 8)
     if target.psnr is not None:
-        k = rate.quality_index(run.staged, load_decoder(run.decoder), latents, grid,
-                               target.psnr)
+        k = rate.quality_index(run.staged, load_decoder(run.decoder), latents, grid, target.psnr)
         run.timings["code_latents"] = time.perf_counter() - t
         contents, choice = rate.meet_quality(run.assemble, latents, grid, k, target.psnr)
     else:
@@ -273,7 +272,7 @@ def _refined(run: _Compression, contents: ArchiveContents, choice: RateChoice, b
         return contents
     refined = run.assemble(code_latents(run.float_latents, choice.step))
     if not rate.refined_is_kept(contents, refined, budget):
-        contents.training["refine"] = dict(refined.training["refine"], kept=False)
+        contents.training["refine"] = dict(run.record.refine, kept=False)  # tried, not kept
         return contents
     refined.training["rate_control"] = rate.refined_choice(choice, refined).as_json()
     return refined
