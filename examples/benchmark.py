@@ -69,7 +69,7 @@ def measure(path: Path) -> None:
 def lossy_copy(path: Path, out: Path) -> None:
     """Write ``path`` without its lossless group, with float-decoder PSNRs measured against the exact images."""
     from latentpack.codec.decode import iter_images
-    from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
+    from latentpack.codec.runtime.reconstruct import iter_reconstructions, load_decoder
     from latentpack.formats import Quality, read_archive, write_archive
     from latentpack.formats.schema import compute_header
     from latentpack.fs.images import natural_pixels

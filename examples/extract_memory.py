@@ -32,8 +32,8 @@ def first_images(archive: Path, n: int, out: Path) -> Path:
     """Write the first ``n`` images of a lossy archive to ``out``."""
     import numpy as np
 
-    from latentpack.codec.latent_coding import encode_latents
-    from latentpack.codec.reconstruct import integer_latents
+    from latentpack.codec.entropy.latent_coding import encode_latents
+    from latentpack.codec.runtime.reconstruct import integer_latents
     from latentpack.formats import Latents, Quality, compute_header, read_archive, write_archive
 
     c = read_archive(archive)

@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
+from latentpack.codec.runtime.reconstruct import iter_reconstructions, load_decoder
 from latentpack.formats.reader import read_archive
 
 

@@ -22,7 +22,7 @@ from latentpack.errors import OptionError
 from latentpack.ops.extract import select_images
 
 if TYPE_CHECKING:
-    from latentpack.codec.compress import CompressResult
+    from latentpack.ops.compress import CompressResult
     from latentpack.formats import ArchiveContents
 
 __all__ = ["Archive", "open", "compress"]
@@ -38,7 +38,7 @@ class Archive:
     """
 
     def __init__(self, path: str | os.PathLike):
-        from latentpack.codec.reconstruct import check_decodable
+        from latentpack.codec.runtime.reconstruct import check_decodable
         from latentpack.formats import read_archive, validate_architecture
 
         self.path = os.fspath(path)
@@ -149,12 +149,12 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, **options: A
         folder: The image folder.
         archive: The archive to write.
         **options: The keyword arguments of
-            `latentpack.codec.compress.compress_folder` (``latent_dims``,
+            `latentpack.ops.compress.compress_folder` (``latent_dims``,
             ``epochs``, ``arch``, ``lossless``, ``quality``, ...).
 
     Returns:
         The `CompressResult` (``result.path``, ``result.contents``).
     """
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
 
     return compress_folder(folder, archive, **options)

@@ -155,7 +155,7 @@ def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: 
 
 def with_v11_features(contents: ArchiveContents, *, index: bool = False) -> ArchiveContents:
     """`contents` with coded latents (or, with `index`, generated ones) and 4-byte digests."""
-    from latentpack.codec.latent_coding import encode_latents, quantize_latents  # numpy and constriction only
+    from latentpack.codec.entropy.latent_coding import encode_latents, quantize_latents  # numpy and constriction only
 
     lat = contents.latents
     if index:

@@ -13,7 +13,7 @@ from PIL import Image
 
 import latentpack
 from latentpack.cli import cli
-from latentpack.codec.numpy_decoder import NumpyDecoder
+from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.metrics import psnr
 from latentpack.ops.extract import MissingImagesError, extract_archive
 

@@ -201,7 +201,7 @@ def test_same_seed_gives_the_same_archive_contents(easy_folder: Path, tmp_path: 
 
 def test_weights_float16_end_to_end(easy_folder: Path, tmp_path: Path, monkeypatch) -> None:
     """--weights float16: half-precision weights on disk, and every quality measurement used exactly those."""
-    import latentpack.codec.compress as compress_module
+    import latentpack.ops.compress as compress_module
     from latentpack.formats import read_archive
 
     loaded = []  # every decoder compress runs (choosing the latent step, measuring PSNR)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from latentpack.codec.design import design_codec
-from latentpack.codec.numpy_decoder import NumpyDecoder
+from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import SpecError, validate_architecture
 
 
@@ -96,7 +96,7 @@ def test_capacity_grows_with_the_folder() -> None:
     ],
 )
 def test_numpy_decoder_matches_keras(shapes, mode, arch, grid) -> None:
-    from latentpack.codec.model import build_autoencoder, export_decoder
+    from latentpack.codec.keras.model import build_autoencoder, export_decoder
 
     design = design_codec(shapes, mode, arch=arch, filters=8, latent_dims=6)
     ae = build_autoencoder(design.encoder, design.decoder)
@@ -125,3 +125,39 @@ def test_validate_architecture_rejects_unknown_config_keys() -> None:
     arch["layers"][1]["config"]["kernel_initializer"] = "zeros"
     with pytest.raises(SpecError, match="unknown keys"):
         validate_architecture(arch)
+
+
+def test_registries_list_the_layer_types_and_architectures() -> None:
+    """The allowlist and ``--arch`` come from the registries, in their documented order."""
+    from latentpack import layers
+    from latentpack.codec import architectures
+    from latentpack.codec.design import ARCHS
+    from latentpack.formats.decoder_spec import LAYER_TYPES
+
+    assert LAYER_TYPES == layers.names() == ("Flatten", "Dense", "Reshape", "Conv2D", "Conv2DTranspose", "UpSampling2D")
+    assert architectures.names() == ("mlp", "dense", "conv") and ARCHS == ("auto",) + architectures.names()
+    assert [layers.get(n).weighted for n in LAYER_TYPES] == [False, True, False, True, True, False]
+    assert {architectures.get(n).training_data for n in architectures.names()} == {"images", "patches"}
+
+
+def test_the_layer_registry_imports_no_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, latentpack.layers, latentpack.formats, latentpack.codec.architectures, "
+            "latentpack.codec.runtime.fixedpoint; assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_option_errors_are_latentpack_errors() -> None:
+    from latentpack.errors import OptionError
+    from latentpack.ops.compress import CompressOptions
+
+    with pytest.raises(OptionError, match="`arch` must be one of"):
+        design_codec([(8, 8)], "L", arch="resnet")
+    with pytest.raises(OptionError, match="`refine_steps` must be >= 0"):
+        CompressOptions(refine_steps=-1).check()
+    with pytest.raises(OptionError, match="needs lossy coded latents"):
+        CompressOptions(quality=30.0, lossless=True).check()
+    assert CompressOptions(max_bytes=10_000).stored_weight_dtype == "float16"
+    assert CompressOptions(quality=30.0).stored_weight_dtype == "float32"

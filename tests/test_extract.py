@@ -8,7 +8,7 @@ import pytest
 
 from archive_factory import make_contents
 
-from latentpack.codec import reconstruct
+from latentpack.codec.runtime import reconstruct
 from latentpack.formats import write_archive
 from latentpack.fs.names import UnsafeNameError
 from latentpack.fs.output import OutputFolder, check_targets

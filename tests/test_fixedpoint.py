@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import latentpack.codec.fixedpoint as fixedpoint
-import latentpack.codec.latent_coding as latent_coding
-import latentpack.codec.reconstruct as reconstruct
-from latentpack.codec.entropy import CountModels, decode_runs, encode_runs, quantize_counts
-from latentpack.codec.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
+import latentpack.codec.runtime.fixedpoint as fixedpoint
+import latentpack.codec.entropy.latent_coding as latent_coding
+import latentpack.codec.runtime.reconstruct as reconstruct
+from latentpack.codec.entropy.range_coding import CountModels, decode_runs, encode_runs, quantize_counts
+from latentpack.codec.runtime.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
 from latentpack.codec.index_codes import index_codes
-from latentpack.codec.latent_coding import channel_index, decode_latents, dequantize, encode_latents, quantize_latents
-from latentpack.codec.residual import ContextParams, count_table, decode_block, encode_block
+from latentpack.codec.entropy.latent_coding import channel_index, decode_latents, dequantize, encode_latents, quantize_latents
+from latentpack.codec.entropy.residual import ContextParams, count_table, decode_block, encode_block
 from latentpack.formats import IndexCodes, Latents, validate_architecture
 
 from archive_factory import dense_architecture
@@ -98,8 +98,8 @@ def test_prediction_is_repeatable_and_independent_of_float_sums(decoder, monkeyp
 
 
 def test_prediction_tracks_the_float_decoder(decoder) -> None:
-    from latentpack.codec.numpy_decoder import NumpyDecoder
-    from latentpack.codec.reconstruct import to_uint8
+    from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
+    from latentpack.codec.runtime.reconstruct import to_uint8
 
     spec, weights, fp = decoder
     q = np.random.default_rng(3).integers(-12, 13, (8, 1, 1, 4))
@@ -120,8 +120,8 @@ def test_thresholds_invert_the_activation() -> None:
 def test_mlp_design_runs_in_fixed_point() -> None:
     """The fully connected design ends with weights (a 1x1 convolution), so lossless archives can use it."""
     from latentpack.codec.design import design_codec
-    from latentpack.codec.numpy_decoder import NumpyDecoder
-    from latentpack.codec.reconstruct import to_uint8
+    from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
+    from latentpack.codec.runtime.reconstruct import to_uint8
 
     spec = validate_architecture(design_codec([(6, 5)], "RGB", arch="mlp", latent_dims=4, filters=8).decoder)
     weights = _weights(spec, np.random.default_rng(4))

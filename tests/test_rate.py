@@ -26,7 +26,7 @@ def test_grid_is_coarsest_first_in_quarter_octaves() -> None:
     assert all(a > b for a, b in zip(grid, grid[1:]))
     assert step_grid(0.0)[0] == 1.0  # degenerate latents still give a usable grid
     # no step so fine that the largest latent would be clipped to the coder's alphabet
-    from latentpack.codec.latent_coding import MAX_SYMBOLS
+    from latentpack.codec.entropy.latent_coding import MAX_SYMBOLS
 
     clipped = step_grid(2.0, latent_max=40.0)
     assert min(clipped) >= 40.0 / (MAX_SYMBOLS // 2 - 1) and len(clipped) < len(grid)

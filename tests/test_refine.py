@@ -97,7 +97,7 @@ def test_generated_codes_are_not_refined(ramps, tmp_path: Path) -> None:
 
 def test_refine_needs_one_latent_vector_per_image() -> None:
     from latentpack.codec.design import design_codec
-    from latentpack.codec.train import refine_decoder
+    from latentpack.codec.keras.train import refine_decoder
 
     conv = design_codec([(28, 28), (30, 20)], "RGB")
     with pytest.raises(ValueError, match="mlp or dense"):

@@ -259,7 +259,7 @@ class ZstdCodec(TarCodec):
 class LatentpackCodec(Codec):
     """latentpack itself: ``compress`` to one archive, ``extract`` it back.
 
-    Parameters are those of `latentpack.codec.compress.compress_folder`
+    Parameters are those of `latentpack.ops.compress.compress_folder`
     (``latent_dims``, ``epochs``, ``arch``, ``filters``, ``batch_size``,
     ``seed``). The extracted files keep their names and formats, so the
     restored file of an image is its own name.
@@ -277,7 +277,7 @@ class LatentpackCodec(Codec):
 
     def encode(self, folder: Path, store: Path) -> dict[str, Any]:
         """Compress; returns the design chosen and the time of each phase (read, train, ...)."""
-        from latentpack.codec.compress import compress_folder
+        from latentpack.ops.compress import compress_folder
 
         result = compress_folder(folder, store / self.archive_name, **self.params)
         training = result.contents.training
@@ -308,7 +308,7 @@ class LatentpackLosslessCodec(LatentpackCodec):
     def missing(self) -> str | None:
         import inspect
 
-        from latentpack.codec.compress import compress_folder
+        from latentpack.ops.compress import compress_folder
 
         if "lossless" not in inspect.signature(compress_folder).parameters:
             return "this latentpack has no lossless mode yet"

@@ -17,7 +17,6 @@ from latentpack.cli.options import (
     seed_option,
     user_errors,
 )
-from latentpack.errors import LatentpackError, OptionError
 from latentpack.fs.names import display_name
 
 __all__ = ["compress"]
@@ -62,7 +61,7 @@ __all__ = ["compress"]
 @user_errors
 def compress(folder, archive, as_json, digest_bytes, **options) -> None:
     """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
     from latentpack.fs.atomic import stale_temp_files
 
     stale = stale_temp_files(archive)
@@ -70,14 +69,7 @@ def compress(folder, archive, as_json, digest_bytes, **options) -> None:
         click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
                    f"(safe to delete once no other latentpack is writing it): "
                    + ", ".join(display_name(p.name) for p in stale), err=True)
-    try:
-        result = compress_folder(folder, archive, digest_bytes=int(digest_bytes), progress=progress_factory, **options)
-    except ValueError as err:
-        # Issue 10, until the codec branch is merged: compress_folder still raises plain ValueError
-        # for bad option values (the codec branch raises OptionError instead; then delete this).
-        if isinstance(err, LatentpackError):
-            raise
-        raise OptionError(str(err)) from err
+    result = compress_folder(folder, archive, digest_bytes=int(digest_bytes), progress=progress_factory, **options)
     print_summary(result.path, as_json)
     rc = result.contents.training.get("rate_control")
     if rc and not rc["reached"]:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import click
 
-from latentpack.codec.design import ARCHS
+from latentpack.codec.architectures import names as architecture_names
 
 __all__ = [
     "archive_argument",
@@ -58,7 +58,7 @@ def batch_size_option(help: str | None = None) -> Decorator:
 
 def arch_option(help: str) -> Decorator:
     """``--arch``: the decoder architecture, or ``auto``."""
-    return click.option("--arch", type=click.Choice(list(ARCHS)), default="auto", show_default=True, help=help)
+    return click.option("--arch", type=click.Choice(["auto", *architecture_names()]), default="auto", show_default=True, help=help)
 
 
 def filters_option(help: str) -> Decorator:

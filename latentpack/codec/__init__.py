@@ -1,7 +1,15 @@
-"""The codec: design, train and encode with Keras; decode with numpy.
+"""The codec, as named stages (`latentpack.ops.compress` composes them)::
 
-Importing this package does not import TensorFlow. `latentpack.codec.model`
-and `latentpack.codec.train` do, and only ``compress`` reaches them.
+    architectures/  the architecture registry: one module per design (mlp, dense, conv)
+    design.py       the shared planning: latent size and decoder capacity for a folder
+    keras/          build, train, encode with Keras (the only code importing TensorFlow)
+    runtime/        run the stored decoder with numpy: float32 and fixed point; rebuild images
+    entropy/        range coding, coded latents, lossless pixel residuals (numpy + constriction)
+    rate.py         the latent step: grid, bisection, quality and size targets
+    index_codes.py  codes generated from an image's index
+
+Importing this package does not import TensorFlow: `latentpack.codec.keras.model`
+and `latentpack.codec.keras.train` do, and only ``compress`` reaches them.
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from typing import Iterator, Sequence
 
 from PIL import Image
 
-from latentpack.codec.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
-from latentpack.codec.reconstruct import integer_latents, iter_reconstructions, load_decoder
+from latentpack.codec.entropy.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
+from latentpack.codec.runtime.reconstruct import integer_latents, iter_reconstructions, load_decoder
 from latentpack.formats import ArchiveContents
 
 __all__ = ["iter_images"]

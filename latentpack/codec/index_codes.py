@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentpack.errors import OptionError
+
 __all__ = ["DEFAULT_STEP", "splitmix64", "index_codes"]
 
 #: Real value of one generated unit (a power of two: exact in any float).
@@ -43,7 +45,7 @@ def index_codes(positions: np.ndarray, seed: int) -> np.ndarray:
         (n,) int32 codes.
     """
     if not 0 <= seed < 1 << 63:
-        raise ValueError(f"`seed` must be in [0, 2**63), got {seed}")
+        raise OptionError(f"`seed` must be in [0, 2**63), got {seed}")
     f = np.asarray(positions, dtype=np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
         s = splitmix64(np.uint64(seed) * _GOLDEN + f)

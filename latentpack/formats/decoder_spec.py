@@ -1,12 +1,12 @@
 """The declarative decoder description: an allowlist of layers, checked.
 
 An archive never stores code. Its decoder is a JSON document naming layers
-from the small allowlist below with their configs; `validate_architecture`
+from the small allowlist of `latentpack.layers` with their configs; `validate_architecture`
 checks every field and infers every layer's output shape and the exact shapes
 of the weights it needs, so a reader can reject a bad description before any
-weight is read or any layer is run. The numpy runtime
-(`latentpack.codec.numpy_decoder`) and the Keras builder
-(`latentpack.codec.model`) both follow this one description.
+weight is read or any layer is run. Each layer type checks its own config
+(`latentpack.layers`); the numpy runtime (`latentpack.codec.runtime`) and
+the Keras builder (`latentpack.codec.keras.model`) follow this one description.
 
 Example::
 
@@ -26,6 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from latentpack import layers
+from latentpack.layers.activations import ACTIVATIONS
+from latentpack.layers.checks import MAX_UNITS, Shape, SpecError, choice, config_keys, dims
+
 __all__ = [
     "ARCHITECTURE_TYPE",
     "ARCHITECTURE_VERSION",
@@ -42,30 +46,11 @@ __all__ = [
 
 ARCHITECTURE_TYPE = "latentpack-decoder"
 ARCHITECTURE_VERSION = 1
-LAYER_TYPES = ("Flatten", "Dense", "Reshape", "Conv2D", "Conv2DTranspose", "UpSampling2D")
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+#: The allowlisted layer types (`latentpack.layers`, one module each).
+LAYER_TYPES = layers.names()
 #: Working colour modes a decoder may produce, with their channel counts.
 OUTPUT_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-#: Upper bounds that keep a hostile description from asking for huge tensors.
-MAX_UNITS = 1 << 24
-MAX_FILTERS = 4096
-MAX_KERNEL = 15
-MAX_STRIDE = 8
 MAX_LAYERS = 64
-
-Shape = tuple  # of int | None
-
-
-class SpecError(ValueError):
-    """The decoder description is not what FORMAT.md allows.
-
-    Attributes:
-        where: JSON-pointer-like location of the fault (``layers/3/config``).
-    """
-
-    def __init__(self, where: str, message: str):
-        super().__init__(f"{where}: {message}")
-        self.where = where
 
 
 @dataclass(frozen=True)
@@ -101,67 +86,8 @@ class DecoderSpec:
         return n
 
 
-def _int(value: Any, where: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(where, f"must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise SpecError(where, f"must be in [{lo}, {hi}], got {value}")
-    return value
-
-
-def _pair(value: Any, where: str, lo: int, hi: int) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value, value]
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise SpecError(where, f"must be an integer or a pair of integers, got {value!r}")
-    return (_int(value[0], where, lo, hi), _int(value[1], where, lo, hi))
-
-
-def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise SpecError(where, f"must be one of {list(allowed)}, got {value!r}")
-    return value
-
-
-def _shape(value: Any, where: str) -> Shape:
-    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 3:
-        raise SpecError(where, f"must be a list of 1 to 3 dimensions, got {value!r}")
-    dims = []
-    for i, d in enumerate(value):
-        dims.append(None if d is None else _int(d, f"{where}/{i}", 1, MAX_UNITS))
-    return tuple(dims)
-
-
-def _config_keys(config: Any, where: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise SpecError(where, f"must be an object, got {type(config).__name__}")
-    unknown = set(config) - allowed
-    if unknown:
-        raise SpecError(where, f"unknown keys {sorted(unknown)}; allowed {sorted(allowed)}")
-    return config
-
-
-def _size(shape: Shape) -> int | None:
-    n = 1
-    for d in shape:
-        if d is None:
-            return None
-        n *= d
-    return n
-
-
-def _conv_out(n: int | None, k: int, s: int, padding: str, transpose: bool) -> int | None:
-    if n is None:
-        return None
-    if transpose:
-        return n * s if padding == "same" else n * s + max(k - s, 0)
-    if padding == "same":
-        return -(-n // s)
-    out = (n - k) // s + 1
-    return out
-
-
 def _layer(index: int, raw: Any, input_shape: Shape) -> LayerSpec:
+    """Check one layer (the common fields here, its config by its type's module) and infer its shapes."""
     where = f"layers/{index}"
     if not isinstance(raw, dict):
         raise SpecError(where, "must be an object")
@@ -171,95 +97,14 @@ def _layer(index: int, raw: Any, input_shape: Shape) -> LayerSpec:
     name = raw.get("name")
     if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
         raise SpecError(f"{where}/name", f"must be 1-64 characters [A-Za-z0-9_-], got {name!r}")
-    ltype = _choice(raw.get("type"), f"{where}/type", LAYER_TYPES)
-    cw = f"{where}/config"
-    cfg = raw.get("config", {})
-    weights: list[tuple[str, tuple[int, ...]]] = []
-
-    if ltype == "Flatten":
-        _config_keys(cfg, cw, set())
-        size = _size(input_shape)
-        if size is None:
-            raise SpecError(where, "Flatten needs a fully known input shape")
-        config: dict[str, Any] = {}
-        out: Shape = (size,)
-    elif ltype == "Dense":
-        _config_keys(cfg, cw, {"units", "activation", "use_bias"})
-        units = _int(cfg.get("units"), f"{cw}/units", 1, MAX_UNITS)
-        act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
-        use_bias = cfg.get("use_bias", True)
-        if not isinstance(use_bias, bool):
-            raise SpecError(f"{cw}/use_bias", "must be a boolean")
-        fan_in = input_shape[-1]
-        if fan_in is None:
-            raise SpecError(where, "Dense needs a known last input dimension")
-        if fan_in * units > MAX_UNITS:
-            raise SpecError(where, f"kernel of {fan_in}x{units} exceeds {MAX_UNITS} scalars")
-        weights.append(("kernel", (fan_in, units)))
-        if use_bias:
-            weights.append(("bias", (units,)))
-        config = {"units": units, "activation": act, "use_bias": use_bias}
-        out = tuple(input_shape[:-1]) + (units,)
-    elif ltype == "Reshape":
-        _config_keys(cfg, cw, {"target_shape"})
-        target = _shape(cfg.get("target_shape"), f"{cw}/target_shape")
-        if None in target:
-            raise SpecError(f"{cw}/target_shape", "must not contain null")
-        if _size(input_shape) != _size(target):
-            raise SpecError(where, f"cannot reshape {list(input_shape)} into {list(target)}")
-        config = {"target_shape": list(target)}
-        out = target
-    elif ltype in ("Conv2D", "Conv2DTranspose"):
-        _config_keys(cfg, cw, {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"})
-        if len(input_shape) != 3:
-            raise SpecError(where, f"{ltype} needs a (height, width, channels) input, got {list(input_shape)}")
-        cin = input_shape[2]
-        if cin is None:
-            raise SpecError(where, f"{ltype} needs a known channel count")
-        filters = _int(cfg.get("filters"), f"{cw}/filters", 1, MAX_FILTERS)
-        kh, kw = _pair(cfg.get("kernel_size"), f"{cw}/kernel_size", 1, MAX_KERNEL)
-        sh, sw = _pair(cfg.get("strides", 1), f"{cw}/strides", 1, MAX_STRIDE)
-        padding = _choice(cfg.get("padding", "same"), f"{cw}/padding", ("same", "valid"))
-        act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
-        use_bias = cfg.get("use_bias", True)
-        if not isinstance(use_bias, bool):
-            raise SpecError(f"{cw}/use_bias", "must be a boolean")
-        transpose = ltype == "Conv2DTranspose"
-        if transpose and padding != "same":
-            raise SpecError(f"{cw}/padding", "Conv2DTranspose supports only 'same'")
-        if transpose:
-            weights.append(("kernel", (kh, kw, filters, cin)))
-        else:
-            weights.append(("kernel", (kh, kw, cin, filters)))
-        if use_bias:
-            weights.append(("bias", (filters,)))
-        h = _conv_out(input_shape[0], kh, sh, padding, transpose)
-        w = _conv_out(input_shape[1], kw, sw, padding, transpose)
-        if (h is not None and h < 1) or (w is not None and w < 1):
-            raise SpecError(where, f"input {list(input_shape)} is too small for the kernel")
-        config = {
-            "filters": filters,
-            "kernel_size": [kh, kw],
-            "strides": [sh, sw],
-            "padding": padding,
-            "activation": act,
-            "use_bias": use_bias,
-        }
-        out = (h, w, filters)
-    else:  # UpSampling2D
-        _config_keys(cfg, cw, {"size", "interpolation"})
-        if len(input_shape) != 3:
-            raise SpecError(where, f"UpSampling2D needs a (height, width, channels) input, got {list(input_shape)}")
-        sh, sw = _pair(cfg.get("size", 2), f"{cw}/size", 1, MAX_STRIDE)
-        _choice(cfg.get("interpolation", "nearest"), f"{cw}/interpolation", ("nearest",))
-        config = {"size": [sh, sw], "interpolation": "nearest"}
-        h, w, c = input_shape
-        out = (None if h is None else h * sh, None if w is None else w * sw, c)
-
-    for d in out:
+    ltype = layers.get(choice(raw.get("type"), f"{where}/type", LAYER_TYPES))
+    cfg = config_keys(raw.get("config", {}), f"{where}/config", ltype.config_keys)
+    checked = ltype.check(cfg, input_shape, where)
+    for d in checked.output_shape:
         if d is not None and d > MAX_UNITS:
             raise SpecError(where, f"output dimension {d} exceeds {MAX_UNITS}")
-    return LayerSpec(name, ltype, config, tuple(input_shape), tuple(out), tuple(weights))
+    return LayerSpec(name, ltype.name, checked.config, tuple(input_shape), tuple(checked.output_shape),
+                     checked.weight_shapes)
 
 
 def validate_architecture(arch: Any, *, image_output: bool = True) -> DecoderSpec:
@@ -285,10 +130,10 @@ def validate_architecture(arch: Any, *, image_output: bool = True) -> DecoderSpe
         raise SpecError("type", f"must be {ARCHITECTURE_TYPE!r}, got {arch.get('type')!r}")
     if arch.get("version") != ARCHITECTURE_VERSION:
         raise SpecError("version", f"must be {ARCHITECTURE_VERSION}, got {arch.get('version')!r}")
-    input_shape = _shape(arch.get("input_shape"), "input_shape")
+    input_shape = dims(arch.get("input_shape"), "input_shape")
     if input_shape[-1] is None:
         raise SpecError("input_shape", "the last (channel) dimension must be known")
-    mode = _choice(arch.get("output_mode"), "output_mode", tuple(OUTPUT_MODES))
+    mode = choice(arch.get("output_mode"), "output_mode", tuple(OUTPUT_MODES))
     raw_layers = arch.get("layers")
     if not isinstance(raw_layers, list) or not 1 <= len(raw_layers) <= MAX_LAYERS:
         raise SpecError("layers", f"must be a list of 1 to {MAX_LAYERS} layers")

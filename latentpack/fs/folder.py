@@ -52,6 +52,7 @@ class FolderImage:
     palette: np.ndarray | None
     sha256: bytes
     file_bytes: int
+    path: Path | None = None  # the file it was read from (compress re-opens the rare lossless exception)
 
 
 def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
@@ -246,7 +247,7 @@ def _check_file(name: str, path: Path, seen: dict[str, str]) -> FolderImage:
     im = open_image(path)
     seen[key] = name
     return FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
-                       im.natural_mode, im.palette, im.sha256, path.stat().st_size)
+                       im.natural_mode, im.palette, im.sha256, path.stat().st_size, path)
 
 
 def _check_files(files: Sequence[tuple[str, Path]], progress: ProgressFactory

@@ -12,7 +12,7 @@ folders it created. Never imports TensorFlow.
 Memory grows with the number of images only by what the archive itself needs
 (the latents, the names) plus a few bytes an image (see `latentpack.fs.output`).
 
-Lossless archives decode exactly (`latentpack.codec.lossless`): every image's
+Lossless archives decode exactly (`latentpack.codec.entropy.lossless`): every image's
 pixels are checked against its stored sha256 before it is written, the file
 bytes are decoded again and checked (a format that cannot hold the pixels
 exactly, such as JPEG, is written as PNG data instead), and when every image
@@ -29,8 +29,8 @@ from typing import Sequence
 from PIL import Image
 
 from latentpack.codec.decode import iter_images
-from latentpack.codec.lossless import AllDigests, DigestMismatchError
-from latentpack.codec.reconstruct import check_decodable
+from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
+from latentpack.codec.runtime.reconstruct import check_decodable
 from latentpack.errors import LatentpackError
 from latentpack.formats import ArchiveError, read_archive, validate_architecture
 from latentpack.fs.images import ImageReadError, open_image

@@ -64,7 +64,7 @@ def _folders(root: Path) -> dict[str, tuple[Path, dict]]:
 
 def expected_facts(archive: Path) -> dict:
     """What a reader must find in an archive (also used by the test)."""
-    from latentpack.codec.reconstruct import iter_reconstructions, load_decoder
+    from latentpack.codec.runtime.reconstruct import iter_reconstructions, load_decoder
     from latentpack.formats import read_archive
 
     c = read_archive(archive)
@@ -86,7 +86,7 @@ ELEMENT_VERSIONS = ("element-versions", "dense-grey", {"lossless": True, "weight
 
 def write_element_versions() -> None:
     """Add the v1.2 fixture whose groups carry their elements' own versions."""
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
 
     name, source, extra = ELEMENT_VERSIONS
     archive = HERE / "archives" / "v1.2" / f"{name}.lpk"
@@ -100,7 +100,7 @@ def write_element_versions() -> None:
 
 
 def main() -> None:
-    from latentpack.codec.compress import compress_folder
+    from latentpack.ops.compress import compress_folder
     from latentpack.formats.schema import FORMAT_VERSION
 
     if os.environ.get("LATENTPACK_REGENERATE_FIXTURES") != "1":

@@ -19,8 +19,8 @@ from PIL import Image
 from dataclasses import dataclass
 
 from latentpack.codec.index_codes import index_codes
-from latentpack.codec.latent_coding import CHUNK, decode_latents, dequantize
-from latentpack.codec.numpy_decoder import NumpyDecoder
+from latentpack.codec.entropy.latent_coding import CHUNK, decode_latents, dequantize
+from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
 from latentpack.formats.errors import ArchiveError
 from latentpack.formats.validate import decoder_input
@@ -110,9 +110,15 @@ def float_latents(latents: Latents) -> Latents:
     return Latents(values=values, offsets=latents.offsets, shapes=latents.shapes)
 
 
-def load_decoder(decoder: DecoderWeights) -> NumpyDecoder:
-    """A runnable numpy decoder from stored weights."""
-    spec = validate_architecture(decoder.architecture)
+def load_decoder(decoder: DecoderWeights, spec: DecoderSpec | None = None) -> NumpyDecoder:
+    """A runnable numpy decoder from stored weights.
+
+    Args:
+        decoder: The stored weights and description.
+        spec: The description as the reader (or `check_contents`) already
+            validated it; None validates ``decoder.architecture`` here.
+    """
+    spec = spec or validate_architecture(decoder.architecture)
     return NumpyDecoder(spec, {name: dict(pairs) for name, pairs in decoder.weights.items()})
 
 

@@ -29,7 +29,7 @@ from typing import Sequence
 import constriction
 import numpy as np
 
-from latentpack.codec.entropy import CountModels, decode_runs, encode_runs, quantize_counts
+from latentpack.codec.entropy.range_coding import CountModels, decode_runs, encode_runs, quantize_counts
 
 __all__ = [
     "ContextParams",

@@ -12,13 +12,15 @@ whichever the estimate (coded bits plus table bits) says is smaller.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import constriction
 import numpy as np
 
-from latentpack.codec.entropy import CountModels, encode_runs, quantize_counts
-from latentpack.formats.schema import QuantizedLatents
+from latentpack.codec.entropy.range_coding import CountModels, encode_runs, quantize_counts
+from latentpack.formats.schema import Latents, QuantizedLatents
 
-__all__ = ["MAX_SYMBOLS", "CHUNK", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
+__all__ = ["CodedLatents", "code_latents", "MAX_SYMBOLS", "CHUNK", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
            "channel_index"]
 
 #: Largest alphabet of a latent table (qmax - qmin + 1); latents are clipped to it.
@@ -141,3 +143,36 @@ def decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.ndar
             out[rows == r] = decoder.decode(models.model(int(r)), int(per_row[r]))
     out += np.int32(coded.qmin)
     return out
+
+
+@dataclass
+class CodedLatents:
+    """Float latents quantised at one step and range-coded.
+
+    Attributes:
+        q: Flat int32 integer latents.
+        values: ``q * step`` as float32 (what the decoder sees).
+        latents: The `Latents` to store (coded, no float values).
+        stored_bits: Bits of the coded stream.
+        step: The step.
+    """
+
+    q: np.ndarray
+    values: np.ndarray
+    latents: Latents
+    stored_bits: int
+    step: float
+
+    @property
+    def float_latents(self) -> Latents:
+        """The dequantised latents, as a decoder runs them."""
+        return Latents(values=self.values, offsets=self.latents.offsets, shapes=self.latents.shapes)
+
+
+def code_latents(float_latents: Latents, step: float) -> CodedLatents:
+    """Quantise float latents to ``step`` and range-code them."""
+    q = quantize_latents(float_latents.values, step)
+    quantized = encode_latents(q, float_latents.offsets, float_latents.shapes, step)
+    latents = Latents(values=np.zeros(0, np.float32), offsets=float_latents.offsets, shapes=float_latents.shapes,
+                      quantized=quantized)
+    return CodedLatents(q, dequantize(q, step), latents, quantized.stored_bits, step)

@@ -30,8 +30,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from latentpack import layers
+from latentpack.errors import LatentpackError
 from latentpack.formats.decoder_spec import DecoderSpec, LayerSpec
-from latentpack.codec.numpy_decoder import conv2d, conv2d_transpose
 
 __all__ = [
     "ACT_BITS",
@@ -41,6 +42,7 @@ __all__ = [
     "compute_thresholds",
     "round_shift",
     "check_fixed_point",
+    "UnsupportedDecoderError",
 ]
 
 #: Fractional bits of activations.
@@ -56,6 +58,10 @@ _INVERSES: dict[str, Callable[[float], float]] = {
     "linear": lambda p: p,
     "relu": lambda p: p,
 }
+
+
+class UnsupportedDecoderError(LatentpackError, ValueError):
+    """A decoder description the fixed-point decoder cannot run (a lossless archive's decoder must be runnable)."""
 
 
 def round_shift(a: np.ndarray, n: int) -> np.ndarray:
@@ -95,17 +101,17 @@ def check_fixed_point(spec: DecoderSpec) -> None:
     carry weights (its activation is replaced by the thresholds).
 
     Raises:
-        ValueError: naming the layer.
+        UnsupportedDecoderError: naming the layer.
     """
     weighted = [layer for layer in spec.layers if layer.weight_shapes]
     if not weighted or weighted[-1] is not spec.layers[-1]:
-        raise ValueError("`spec`: the last layer must be Dense or a convolution for fixed-point decoding")
+        raise UnsupportedDecoderError("`spec`: the last layer must be Dense or a convolution for fixed-point decoding")
     for layer in weighted[:-1]:
         act = layer.config.get("activation", "linear")
         if act not in _HIDDEN_ACTIVATIONS:
-            raise ValueError(f"`spec`: layer {layer.name} uses {act!r}; fixed-point decoding needs linear or relu")
+            raise UnsupportedDecoderError(f"`spec`: layer {layer.name} uses {act!r}; fixed-point decoding needs linear or relu")
     if spec.layers[-1].config.get("activation", "linear") not in _INVERSES:
-        raise ValueError(f"`spec`: last activation {spec.layers[-1].config.get('activation')!r} is not supported")
+        raise UnsupportedDecoderError(f"`spec`: last activation {spec.layers[-1].config.get('activation')!r} is not supported")
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
@@ -114,23 +120,10 @@ def _matmul(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
     return a @ b
 
 
-def _conv2d(x: np.ndarray, kernel: np.ndarray, strides, padding: str, exact_float: bool) -> np.ndarray:
-    return conv2d(x, kernel, None, strides, padding, matmul=lambda a, b: _matmul(a, b, exact_float), dtype=np.int64)
-
-
-def _conv2d_transpose(x: np.ndarray, kernel: np.ndarray, strides, exact_float: bool) -> np.ndarray:
-    return conv2d_transpose(x, kernel, None, strides, matmul=lambda a, b: _matmul(a, b, exact_float), dtype=np.int64)
-
-
 def _abs_sum_per_output(layer: LayerSpec, kernel: np.ndarray) -> int:
     """Largest sum of |weights| feeding one output unit (a bound for any input)."""
     k = np.abs(kernel).astype(np.float64)
-    if layer.type == "Dense":
-        sums = k.sum(axis=0)
-    elif layer.type == "Conv2D":
-        sums = k.sum(axis=(0, 1, 2))
-    else:  # Conv2DTranspose: (kh, kw, cout, cin)
-        sums = k.sum(axis=(0, 1, 3))
+    sums = k.sum(axis=layers.get(layer.type).fan_in_axes)
     return int(sums.max()) if sums.size else 0
 
 
@@ -144,8 +137,8 @@ class FixedPointDecoder:
         thresholds: (255,) int64 from `compute_thresholds` (as stored).
 
     Raises:
-        ValueError: the description uses layers or activations it cannot run,
-            or ``step`` is not a positive finite number.
+        UnsupportedDecoderError: the description uses layers or activations it cannot run.
+        ValueError: ``step`` or ``thresholds`` are not what the reader checked (a bug).
     """
 
     def __init__(
@@ -197,33 +190,21 @@ class FixedPointDecoder:
         bound = int(np.abs(x).max()) if x.size else 0
         last = self.spec.layers[-1]
         for layer in self.spec.layers:
-            cfg = layer.config
-            if layer.type == "Flatten":
-                x = x.reshape(x.shape[0], -1)
-                continue
-            if layer.type == "Reshape":
-                x = x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
-                continue
-            if layer.type == "UpSampling2D":
-                sh, sw = cfg["size"]
-                x = np.repeat(np.repeat(x, sh, axis=1), sw, axis=2)
+            layer_type = layers.get(layer.type)
+            if not layer_type.weighted:
+                x = layer_type.integer_forward(layer, x)
                 continue
             kernel, bias, abs_sum = self._params[layer.name]
             acc_bound = abs_sum * bound + (int(np.abs(bias).max()) if bias is not None and bias.size else 0)
             exact_float = acc_bound < EXACT_FLOAT_LIMIT
-            if layer.type == "Dense":
-                acc = _matmul(x, kernel, exact_float)
-            elif layer.type == "Conv2D":
-                acc = _conv2d(x, kernel, cfg["strides"], cfg["padding"], exact_float)
-            else:
-                acc = _conv2d_transpose(x, kernel, cfg["strides"], exact_float)
+            acc = layer_type.accumulate(layer, x, kernel, lambda a, b: _matmul(a, b, exact_float))
             if bias is not None:
                 acc += bias
             if layer is last:
                 pred = np.searchsorted(self.thresholds, acc, side="right")
                 return pred.astype(np.uint8)
             x = round_shift(acc, ACC_BITS - ACT_BITS)
-            if cfg.get("activation") == "relu":
+            if layer.config.get("activation") == "relu":
                 np.maximum(x, 0, out=x)
             bound = (acc_bound >> (ACC_BITS - ACT_BITS)) + 1
         raise AssertionError("unreachable: the last layer returns")

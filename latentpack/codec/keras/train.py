@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from latentpack.codec import quiet_tensorflow
-from latentpack.codec.allocator import keep_freed_memory
+from latentpack.codec import architectures, quiet_tensorflow
+from latentpack.codec.keras.allocator import keep_freed_memory
 from latentpack.codec.design import CodecDesign
+from latentpack.errors import OptionError
 from latentpack.fs.folder import ImageFolder
 from latentpack.progress import ProgressFactory, null_progress
 
@@ -26,18 +27,13 @@ keep_freed_memory()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from latentpack.codec.model import build_autoencoder, export_decoder, load_decoder_weights  # noqa: E402
-from latentpack.formats.schema import DecoderWeights  # noqa: E402
+from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, pad_to, patch_size  # noqa: E402
+from latentpack.codec.keras.model import build_autoencoder, build_model, export_decoder, load_decoder_weights  # noqa: E402
+from latentpack.formats.schema import DecoderWeights, Latents  # noqa: E402
 
 __all__ = ["TrainResult", "RefineResult", "train_autoencoder", "train_decoder", "refine_decoder", "encode_folder",
-           "default_epochs", "default_refine_steps", "PATCH_SIZE"]
+           "default_epochs", "default_refine_steps"]
 
-#: Side of the square training patches of the ``conv`` architecture.
-PATCH_SIZE = 64
-#: ``default_epochs`` aims at about this many optimiser steps, by
-#: architecture: a step of the fully connected ``mlp`` costs about a fifth of
-#: a ``dense`` or ``conv`` step on a CPU, so it gets more of them.
-TARGET_STEPS = {"mlp": 24000, "dense": 12000, "conv": 12000}
 MAX_EPOCHS = 300
 #: ``default_refine_steps``: decoder refinement gets this fraction of the training steps.
 REFINE_FRACTION = 0.1
@@ -58,93 +54,26 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    ph, pw = h - x.shape[0], w - x.shape[1]
-    if ph <= 0 and pw <= 0:
-        return x
-    return np.pad(x, ((0, max(ph, 0)), (0, max(pw, 0)), (0, 0)), mode="edge")
-
-
-class _WholeImages(keras.utils.PyDataset):
-    """Shuffled batches of whole equal-sized images from the staging file."""
-
-    def __init__(self, folder: ImageFolder, batch_size: int, seed: int):
-        super().__init__(workers=1, use_multiprocessing=False)
-        im = folder.images[0]
-        self.array = folder.pixels[: len(folder) * im.height * im.width * folder.channels].reshape(
-            len(folder), im.height, im.width, folder.channels
-        )
-        self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(folder))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.order) / self.batch_size)
-
-    def __getitem__(self, i: int):
-        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        x = self.array[idx].astype(np.float32) / 255.0
-        return x, x
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.order))
-
-
-class _CodedImages(_WholeImages):
-    """Shuffled (fixed code, image) batches for a decoder trained without an encoder."""
-
-    def __init__(self, folder: ImageFolder, codes: np.ndarray, batch_size: int, seed: int):
-        super().__init__(folder, batch_size, seed)
-        self.codes = codes
-
-    def __getitem__(self, i: int):
-        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        return self.codes[idx], self.array[idx].astype(np.float32) / 255.0
-
-
-class _Patches(keras.utils.PyDataset):
-    """Batches of random square patches from images of any size."""
-
-    def __init__(self, folder: ImageFolder, batch_size: int, seed: int, patch: int, steps: int):
-        super().__init__(workers=1, use_multiprocessing=False)
-        self.folder = folder
-        self.batch_size = batch_size
-        self.patch = patch
-        self.steps = steps
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, i: int):
-        p = self.patch
-        out = np.empty((self.batch_size, p, p, self.folder.channels), dtype=np.float32)
-        for b, k in enumerate(self.rng.integers(0, len(self.folder), self.batch_size)):
-            img = self.folder.working(int(k))
-            top = int(self.rng.integers(0, max(img.shape[0] - p, 0) + 1))
-            left = int(self.rng.integers(0, max(img.shape[1] - p, 0) + 1))
-            out[b] = _pad_to(img[top : top + p, left : left + p], p, p)
-        out /= 255.0
-        return out, out
-
-
-def _patch_size(folder: ImageFolder, stride: int) -> int:
-    largest = max(max(im.height, im.width) for im in folder.images)
-    return min(PATCH_SIZE, -(-largest // stride) * stride)
+def _trains_on_patches(design: CodecDesign) -> bool:
+    """True when the design's architecture trains on random patches, False for whole images."""
+    kind = architectures.get(design.arch).training_data
+    if kind not in ("images", "patches"):
+        raise RuntimeError(f"architecture {design.arch!r}: unknown training data {kind!r}")
+    return kind == "patches"
 
 
 def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
-    if design.one_vector:
+    if not _trains_on_patches(design):
         return math.ceil(len(folder) / batch_size)
-    p = _patch_size(folder, design.stride)
+    p = patch_size(folder, design.stride)
     pixels = sum(im.height * im.width for im in folder.images)
     return max(1, min(2000, math.ceil(pixels / (p * p * batch_size))))
 
 
 def default_epochs(folder: ImageFolder, design: CodecDesign, batch_size: int) -> int:
-    """Epochs that give about `TARGET_STEPS` optimiser steps (at least 2)."""
+    """Epochs that give about the architecture's ``target_steps`` optimiser steps (at least 2)."""
     steps = _steps_per_epoch(folder, design, batch_size)
-    return int(max(2, min(MAX_EPOCHS, round(TARGET_STEPS[design.arch] / steps))))
+    return int(max(2, min(MAX_EPOCHS, round(architectures.get(design.arch).target_steps / steps))))
 
 
 class _ProgressCallback(keras.callbacks.Callback):
@@ -159,9 +88,9 @@ class _ProgressCallback(keras.callbacks.Callback):
 def _seeded(epochs: int, batch_size: int, seed: int) -> None:
     """Check the loop's arguments and make the run repeatable."""
     if epochs < 1:
-        raise ValueError(f"`epochs` must be >= 1, got {epochs}")
+        raise OptionError(f"`epochs` must be >= 1, got {epochs}")
     if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        raise OptionError(f"`batch_size` must be >= 1, got {batch_size}")
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -205,10 +134,10 @@ def train_autoencoder(
     _seeded(epochs, batch_size, seed)
     ae = build_autoencoder(design.encoder, design.decoder)
     steps = _steps_per_epoch(folder, design, batch_size)
-    if design.one_vector:
-        data = _WholeImages(folder, batch_size, seed)
+    if _trains_on_patches(design):
+        data = Patches(folder, batch_size, seed, patch_size(folder, design.stride), steps)
     else:
-        data = _Patches(folder, batch_size, seed, _patch_size(folder, design.stride), steps)
+        data = WholeImages(folder, batch_size, seed)
     loss, seconds = _fit(ae.model, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
     return TrainResult(
         encoder=ae.encoder,
@@ -283,15 +212,14 @@ def refine_decoder(
         folder's MSE before and after (the caller keeps whichever is lower).
     """
     if not design.one_vector:
-        raise ValueError(f"`design` must be mlp or dense to refine its decoder, got {design.arch!r}")
+        raise OptionError(f"`design` must be mlp or dense to refine its decoder, got {design.arch!r}")
     if steps < 1:
-        raise ValueError(f"`steps` must be >= 1, got {steps}")
-    from latentpack.codec.model import build_model
+        raise OptionError(f"`steps` must be >= 1, got {steps}")
 
     keras.utils.set_random_seed(seed)
     model = build_model(design.decoder, "g_s")
     load_decoder_weights(model, decoder)
-    data = _CodedImages(folder, latents, batch_size, seed)
+    data = CodedImages(folder, latents, batch_size, seed)
     epochs = max(1, math.ceil(steps / len(data)))
     before = _folder_mse(model, data.array, latents)
     schedule = keras.optimizers.schedules.CosineDecay(REFINE_LEARNING_RATE, decay_steps=epochs * len(data), alpha=0.05)
@@ -342,12 +270,11 @@ def train_decoder(
         The exported decoder (``encoder`` is None).
     """
     if not design.one_vector:
-        raise ValueError(f"`design` must be mlp or dense (equal-sized images) for generated codes, got {design.arch!r}")
+        raise OptionError(f"`design` must be mlp or dense (equal-sized images) for generated codes, got {design.arch!r}")
     _seeded(epochs, batch_size, seed)
-    from latentpack.codec.model import build_model
 
     decoder = build_model(design.decoder, "g_s")
-    data = _CodedImages(folder, codes, batch_size, seed)
+    data = CodedImages(folder, codes, batch_size, seed)
     steps = len(data)
     loss, seconds = _fit(decoder, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
     return TrainResult(
@@ -367,12 +294,12 @@ def encode_folder(
     *,
     batch_size: int = 256,
     progress: ProgressFactory | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Latents:
     """Encode every image to its latent tensor.
 
     Returns:
-        ``(values, offsets, shapes)``: flat float32 latents, (w+1,) int64
-        offsets and (w, 3) int32 latent shapes, as `Latents` stores them.
+        The float latents: flat float32 ``values``, (w+1,) int64 ``offsets``
+        and (w, 3) int32 ``shapes``.
     """
     w = len(folder)
     shapes = np.array([design.latent_shape(im.height, im.width) for im in folder.images], dtype=np.int32)
@@ -390,8 +317,8 @@ def encode_folder(
         else:
             s = design.stride
             for i, im in enumerate(folder.images):
-                x = _pad_to(folder.working(i), -(-im.height // s) * s, -(-im.width // s) * s)
+                x = pad_to(folder.working(i), -(-im.height // s) * s, -(-im.width // s) * s)
                 y = np.asarray(encoder(x[None].astype(np.float32) / 255.0, training=False), dtype=np.float32)
                 values[offsets[i] : offsets[i + 1]] = y.reshape(-1)
                 bar.update(1)
-    return values, offsets, shapes
+    return Latents(values=values, offsets=offsets, shapes=shapes)

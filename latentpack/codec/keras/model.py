@@ -1,7 +1,7 @@
 """Build Keras models from latentpack's declarative layer descriptions.
 
 The same JSON description that the archive stores (and that
-`latentpack.codec.numpy_decoder` runs) is turned into Keras layers here, so
+`latentpack.codec.runtime.numpy_decoder` runs) is turned into Keras layers here, so
 the trained decoder and the stored one cannot drift apart. This module imports
 Keras; only training (``compress``) uses it.
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from latentpack import layers
 from latentpack.codec import quiet_tensorflow
 from latentpack.formats.decoder_spec import DecoderSpec, validate_architecture
 from latentpack.formats.schema import DecoderWeights
@@ -21,30 +22,6 @@ quiet_tensorflow()
 import keras  # noqa: E402
 
 __all__ = ["build_model", "build_autoencoder", "export_decoder", "load_decoder_weights", "Autoencoder"]
-
-
-def _keras_layer(layer) -> keras.layers.Layer:
-    cfg = layer.config
-    if layer.type == "Flatten":
-        return keras.layers.Flatten(name=layer.name)
-    if layer.type == "Reshape":
-        return keras.layers.Reshape(tuple(cfg["target_shape"]), name=layer.name)
-    if layer.type == "Dense":
-        return keras.layers.Dense(cfg["units"], activation=cfg["activation"], use_bias=cfg["use_bias"], name=layer.name)
-    if layer.type in ("Conv2D", "Conv2DTranspose"):
-        cls = keras.layers.Conv2D if layer.type == "Conv2D" else keras.layers.Conv2DTranspose
-        return cls(
-            cfg["filters"],
-            tuple(cfg["kernel_size"]),
-            strides=tuple(cfg["strides"]),
-            padding=cfg["padding"],
-            activation=cfg["activation"],
-            use_bias=cfg["use_bias"],
-            name=layer.name,
-        )
-    if layer.type == "UpSampling2D":
-        return keras.layers.UpSampling2D(tuple(cfg["size"]), interpolation="nearest", name=layer.name)
-    raise ValueError(f"layer type {layer.type!r} is not in the allowlist")
 
 
 def build_model(arch: dict[str, Any], name: str, *, image_output: bool = True) -> keras.Model:
@@ -59,7 +36,7 @@ def build_model(arch: dict[str, Any], name: str, *, image_output: bool = True) -
     inputs = keras.Input(shape=spec.input_shape, name=f"{name}_input")
     x = inputs
     for layer in spec.layers:
-        x = _keras_layer(layer)(x)
+        x = layers.get(layer.type).keras_layer(layer)(x)
     return keras.Model(inputs, x, name=name)
 
 

@@ -21,10 +21,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.entropy import CountModels
-from latentpack.codec.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
-from latentpack.codec.residual import ContextParams, choose_params, count_table, decode_block, encode_block, plan_blocks
-from latentpack.formats.decoder_spec import validate_architecture
+from latentpack.codec.entropy.range_coding import CountModels
+from latentpack.codec.runtime.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
+from latentpack.codec.entropy.residual import ContextParams, choose_params, count_table, decode_block, encode_block, plan_blocks
+from latentpack.formats.decoder_spec import DecoderSpec, validate_architecture
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.schema import DecoderWeights, ImageTable, LosslessResiduals
 from latentpack.fs.images import from_working, pixel_sha256
@@ -53,9 +53,13 @@ class DigestMismatchError(CorruptArchiveError):
     """A decoded image's sha256 differs from the stored one (the image is named)."""
 
 
-def fixed_point_decoder(decoder: DecoderWeights, step: float, thresholds: np.ndarray | None = None) -> FixedPointDecoder:
-    """The fixed-point decoder of stored weights (thresholds computed when not given)."""
-    spec = validate_architecture(decoder.architecture)
+def fixed_point_decoder(decoder: DecoderWeights, step: float, thresholds: np.ndarray | None = None,
+                        spec: DecoderSpec | None = None) -> FixedPointDecoder:
+    """The fixed-point decoder of stored weights (thresholds computed when not given).
+
+    ``spec`` is the description already validated (by the reader); None validates it here.
+    """
+    spec = spec or validate_architecture(decoder.architecture)
     if thresholds is None:
         thresholds = compute_thresholds(spec.layers[-1].config.get("activation", "linear"))
     weights = {name: dict(pairs) for name, pairs in decoder.weights.items()}
