@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from latentpack.codec.architectures.registry import conv_layer
 from latentpack.formats import (
     ArchiveContents,
     ArchiveError,
@@ -44,21 +45,6 @@ __all__ = ["dense_architecture", "conv_architecture", "make_contents", "with_v11
            "read_damaged_copies"]
 
 
-def _conv(name: str, ltype: str, filters: int, kernel: int, stride: int, activation: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": ltype,
-        "config": {
-            "filters": filters,
-            "kernel_size": [kernel, kernel],
-            "strides": [stride, stride],
-            "padding": "same",
-            "activation": activation,
-            "use_bias": True,
-        },
-    }
-
-
 def dense_architecture(y: int = 4) -> dict[str, Any]:
     return {
         "type": "latentpack-decoder",
@@ -69,8 +55,8 @@ def dense_architecture(y: int = 4) -> dict[str, Any]:
             {"name": "g_s_flatten", "type": "Flatten", "config": {}},
             {"name": "g_s_dense", "type": "Dense", "config": {"units": 98, "activation": "relu", "use_bias": True}},
             {"name": "g_s_reshape", "type": "Reshape", "config": {"target_shape": [7, 7, 2]}},
-            _conv("g_s_up0", "Conv2DTranspose", 2, 3, 2, "relu"),
-            _conv("g_s_out", "Conv2D", 1, 3, 1, "sigmoid"),
+            conv_layer("g_s_up0", 2, 3, 2, "relu", transpose=True),
+            conv_layer("g_s_out", 1, 3, 1, "sigmoid"),
         ],
     }
 
@@ -82,9 +68,9 @@ def conv_architecture(c: int = 3) -> dict[str, Any]:
         "input_shape": [None, None, c],
         "output_mode": "RGB",
         "layers": [
-            _conv("g_s_up0", "Conv2DTranspose", 4, 4, 2, "relu"),
+            conv_layer("g_s_up0", 4, 4, 2, "relu", transpose=True),
             {"name": "g_s_nearest", "type": "UpSampling2D", "config": {"size": [1, 1], "interpolation": "nearest"}},
-            _conv("g_s_out", "Conv2D", 3, 3, 1, "sigmoid"),
+            conv_layer("g_s_out", 3, 3, 1, "sigmoid"),
         ],
     }
 
