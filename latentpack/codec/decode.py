@@ -3,6 +3,7 @@
     contents -> lossy:    float decoder -> batches of reconstructions
              -> lossless: fixed-point decoder + residuals -> exact pixels,
                           each checked against its stored sha256
+             -> pixels:   the pixel model alone (no decoder, no latents) -> exact pixels, checked
 
 `extract`, `verify` and the Python API (`latentpack.open`) all read images
 through `iter_images`.
@@ -36,6 +37,12 @@ def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None,
             have its stored sha256.
     """
     table = contents.images
+    if contents.pixels is not None:
+        from latentpack.codec.pixel_model.exact import iter_exact_pixels
+
+        for i, _, image, digest, ok in iter_exact_pixels(contents.pixels, table, indices, strict):
+            yield i, image, digest, ok
+        return
     if contents.lossless is None:
         decoder = load_decoder(contents.decoder)
         for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):

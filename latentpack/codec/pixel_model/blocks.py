@@ -18,7 +18,7 @@ from latentpack.codec.pixel_model.coder import decode_block, encode_block
 from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec
 from latentpack.formats.schema import PixelModelCoding
 
-__all__ = ["MAX_BLOCK_SAMPLES", "CodedBlocks", "plan_blocks", "encode_images", "iter_decoded", "to_coding", "mlp_of",
+__all__ = ["MAX_BLOCK_SAMPLES", "CodedBlocks", "plan_blocks", "encode_images", "iter_decoded", "block_of", "decode_block_images", "to_coding", "mlp_of",
            "coded_blocks"]
 
 #: Samples per block: larger blocks mean fewer, larger network calls (faster), more memory.
@@ -78,6 +78,30 @@ def encode_images(images: Callable[[int], np.ndarray], shapes: Sequence[tuple[in
     return CodedBlocks(order=order, block_bounds=bounds, stream_offsets=offsets, stream=stream, bits=bits)
 
 
+def block_of(coded: CodedBlocks) -> np.ndarray:
+    """``(w,)`` the block holding each image."""
+    out = np.empty(len(coded.order), dtype=np.int64)
+    for b, (a, e) in enumerate(zip(coded.block_bounds[:-1], coded.block_bounds[1:])):
+        out[coded.order[a:e]] = b
+    return out
+
+
+def decode_block_images(coded: CodedBlocks, shapes: Sequence[tuple[int, int, int]], mlp: IntegerMLP, block: int
+                        ) -> list[tuple[int, np.ndarray]]:
+    """``[(image index, (H, W, C) uint8), ...]`` of one block, in coding order.
+
+    Raises:
+        ValueError, RuntimeError, AssertionError: from the range decoder on a damaged stream
+            (the caller names the block's images).
+    """
+    a, e = int(coded.block_bounds[block]), int(coded.block_bounds[block + 1])
+    members = coded.order[a:e]
+    h, w, _ = shapes[int(members[0])]
+    words = coded.stream[int(coded.stream_offsets[block]):int(coded.stream_offsets[block + 1])]
+    pixels = decode_block(words, mlp, e - a, (h, w))
+    return [(int(i), pixels[k]) for k, i in enumerate(members)]
+
+
 def iter_decoded(coded: CodedBlocks, shapes: Sequence[tuple[int, int, int]], mlp: IntegerMLP,
                  wanted: Sequence[int] | None = None, block_order: Sequence[int] | None = None
                  ) -> Iterator[tuple[int, list[tuple[int, np.ndarray]]]]:
@@ -86,28 +110,12 @@ def iter_decoded(coded: CodedBlocks, shapes: Sequence[tuple[int, int, int]], mlp
     Yields:
         ``(block, [(image index, (H, W, C) uint8), ...])`` for each block decoded, in
         ``block_order`` if given, else in stream order.
-
-    Raises:
-        ValueError, RuntimeError, AssertionError: from the range decoder on a damaged stream
-            (the caller names the block's images).
     """
     n_blocks = len(coded.block_bounds) - 1
-    if wanted is None:
-        blocks = list(range(n_blocks))
-    else:
-        position = np.empty(len(coded.order), dtype=np.int64)
-        position[coded.order] = np.arange(len(coded.order))
-        pos = position[np.asarray(list(wanted), dtype=np.int64)]
-        blocks = sorted(set((np.searchsorted(coded.block_bounds, pos, side="right") - 1).tolist()))
-    if block_order is not None:
-        blocks = [b for b in block_order if b in set(blocks)]
-    for b in blocks:
-        a, e = int(coded.block_bounds[b]), int(coded.block_bounds[b + 1])
-        members = coded.order[a:e]
-        h, w, _ = shapes[int(members[0])]
-        words = coded.stream[int(coded.stream_offsets[b]):int(coded.stream_offsets[b + 1])]
-        pixels = decode_block(words, mlp, e - a, (h, w))
-        yield b, [(int(i), pixels[k]) for k, i in enumerate(members)]
+    needed = set(range(n_blocks)) if wanted is None else set(block_of(coded)[np.asarray(list(wanted), int)].tolist())
+    for b in (range(n_blocks) if block_order is None else block_order):
+        if b in needed:
+            yield b, decode_block_images(coded, shapes, mlp, b)
 
 
 def to_coding(mlp: IntegerMLP, coded: CodedBlocks, working_mode: str, exception_index: np.ndarray,
