@@ -158,3 +158,25 @@ def plan_pixel_model(channels: int, samples: int, position: bool = True, epochs:
 def _param_count(spec: PixelModelSpec) -> int:
     dims = [spec.inputs, *spec.hidden, spec.outputs]
     return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+
+#: Samples at most that training sees (a random subset of the images beyond it: bounds its memory).
+MAX_TRAINING_SAMPLES = 1 << 24
+
+
+def training_blocks(working: Callable[[int], np.ndarray], shapes: list[tuple[int, int, int]], seed: int,
+                    max_samples: int = MAX_TRAINING_SAMPLES) -> list[np.ndarray]:
+    """The images training sees, stacked by shape: all of them, or a random subset of about ``max_samples``."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(shapes))
+    chosen, total = [], 0
+    for i in order:
+        size = int(np.prod(shapes[i]))
+        if chosen and total + size > max_samples:
+            continue
+        chosen.append(int(i))
+        total += size
+    by_shape: dict[tuple[int, int, int], list[np.ndarray]] = {}
+    for i in sorted(chosen):
+        by_shape.setdefault(tuple(shapes[i]), []).append(np.asarray(working(i), dtype=np.uint8))
+    return [np.stack(images) for images in by_shape.values()]
