@@ -18,7 +18,7 @@ from latentpack.codec.pixel_model import luts
 from latentpack.codec.pixel_model.coder import training_features
 from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec
 
-__all__ = ["PixelModelTraining", "train_pixel_model", "to_integer", "KERNEL_LIMIT"]
+__all__ = ["PixelModelTraining", "train_pixel_model", "to_integer", "training_set", "plan_pixel_model", "KERNEL_LIMIT"]
 
 #: Stored kernels are int16: each layer's shift is the largest that keeps |kernel| below this.
 KERNEL_LIMIT = (1 << 15) - 1
@@ -66,10 +66,10 @@ def build_network(spec: PixelModelSpec):
     return keras.Model(inp, keras.layers.Dense(spec.outputs)(x))
 
 
-def train_pixel_model(images_by_shape: list[np.ndarray], spec: PixelModelSpec, steps: int, seed: int = 0,
+def train_pixel_model(x: np.ndarray, y: np.ndarray, spec: PixelModelSpec, steps: int, seed: int = 0,
                       batch_samples: int = 8192, learning_rate: float = 3e-3,
                       on_step: Callable[[int], None] | None = None):
-    """Train a pixel model on blocks of equal-shaped uint8 images ``(N, h, w, C)``.
+    """Train a pixel model on samples' inputs ``x`` and values ``y`` (`training_set`).
 
     Returns:
         (the Keras network, PixelModelTraining).
@@ -80,8 +80,6 @@ def train_pixel_model(images_by_shape: list[np.ndarray], spec: PixelModelSpec, s
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    xs, ys = zip(*(training_features(block, spec) for block in images_by_shape))
-    x, y = np.concatenate(xs), np.concatenate(ys)
     model = build_network(spec)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
     model.compile(keras.optimizers.Adam(schedule), loss=_nll_bits(spec.components))
@@ -164,19 +162,28 @@ def _param_count(spec: PixelModelSpec) -> int:
 MAX_TRAINING_SAMPLES = 1 << 24
 
 
-def training_blocks(working: Callable[[int], np.ndarray], shapes: list[tuple[int, int, int]], seed: int,
-                    max_samples: int = MAX_TRAINING_SAMPLES) -> list[np.ndarray]:
-    """The images training sees, stacked by shape: all of them, or a random subset of about ``max_samples``."""
+def training_set(working: Callable[[int], np.ndarray], shapes: list[tuple[int, int, int]], spec: PixelModelSpec,
+                 seed: int, max_samples: int = MAX_TRAINING_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and values of the samples training sees: all, or a random ``max_samples`` of them.
+
+    Features are made a few images at a time (grouped by shape) and subsampled as they
+    come, so memory stays near ``max_samples`` rows whatever the folder's size.
+    """
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(shapes))
-    chosen, total = [], 0
-    for i in order:
-        size = int(np.prod(shapes[i]))
-        if chosen and total + size > max_samples:
-            continue
-        chosen.append(int(i))
-        total += size
-    by_shape: dict[tuple[int, int, int], list[np.ndarray]] = {}
-    for i in sorted(chosen):
-        by_shape.setdefault(tuple(shapes[i]), []).append(np.asarray(working(i), dtype=np.uint8))
-    return [np.stack(images) for images in by_shape.values()]
+    total = sum(int(np.prod(s)) for s in shapes)
+    keep = min(1.0, max_samples / max(total, 1))
+    by_shape: dict[tuple[int, int, int], list[int]] = {}
+    for i, shape in enumerate(shapes):
+        by_shape.setdefault(tuple(shape), []).append(i)
+    xs, ys = [], []
+    for shape, members in by_shape.items():
+        per = max(1, (1 << 20) // int(np.prod(shape)))
+        for a in range(0, len(members), per):
+            block = np.stack([np.asarray(working(i), dtype=np.uint8) for i in members[a:a + per]])
+            x, y = training_features(block, spec)
+            if keep < 1.0:
+                rows = rng.random(len(y)) < keep
+                x, y = x[rows], y[rows]
+            xs.append(x)
+            ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
