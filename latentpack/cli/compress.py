@@ -35,7 +35,11 @@ __all__ = ["compress"]
 @filters_option("Decoder width. Default: from the size budget.")
 @seed_option("Same folder and seed give the same archive contents.")
 @click.option("--lossless", is_flag=True,
-              help="Also store the pixels the decoder misses: extract returns every image bit-exact.")
+              help="Store every image bit-exact (see --lossless-coder): extract returns the very pixels.")
+@click.option("--lossless-coder", type=click.Choice(["auto", "pixel", "residual"]), default="auto", show_default=True,
+              help="pixel: a learned per-pixel model alone codes the images (no autoencoder); residual: the "
+                   "autoencoder's prediction plus coded residuals; auto: pixel unless -y, --arch, --filters, "
+                   "--codes or --latent-step ask for an autoencoder.")
 @click.option("--codes", type=click.Choice(["encoder", "index"]), default="encoder", show_default=True,
               help="index: image i's code is generated from i and not stored; only a decoder is trained.")
 @click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -60,7 +64,8 @@ __all__ = ["compress"]
 @json_option
 @user_errors
 def compress(folder, archive, as_json, digest_bytes, **options) -> None:
-    """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
+    """Train a model on FOLDER and write an archive of it: an autoencoder's decoder and latents (lossy), or
+    with --lossless a learned per-pixel model and the pixels it codes."""
     from latentpack.ops.compress import compress_folder
     from latentpack.fs.atomic import stale_temp_files
 

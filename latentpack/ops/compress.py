@@ -34,10 +34,11 @@ from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
 from latentpack.codec.rate import RateChoice, RateTarget
 from latentpack.codec.runtime.reconstruct import load_decoder
 from latentpack.errors import OptionError
-from latentpack.fs.folder import ImageFolder, read_folder
+from latentpack.fs.folder import ImageFolder, check_output_path, read_folder
 from latentpack.formats import write_archive
 from latentpack.formats.schema import WEIGHT_DTYPES, ArchiveContents, DecoderWeights, IndexCodes, Latents
 from latentpack.formats.validate import DIGEST_BYTES
+from latentpack.ops.compress_pixels import LOSSLESS_CODERS, pixel_contents, uses_pixel_model
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
@@ -75,6 +76,7 @@ class CompressOptions:
     ratio: float | None = None
     weight_dtype: str | None = None
     refine_steps: int | None = None
+    lossless_coder: str = "auto"
     progress: ProgressFactory | None = None
 
     @property
@@ -107,12 +109,15 @@ class CompressOptions:
             raise OptionError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {self.digest_bytes}")
         if self.refine_steps is not None and self.refine_steps < 0:
             raise OptionError(f"`refine_steps` must be >= 0, got {self.refine_steps}")
+        if self.lossless_coder not in LOSSLESS_CODERS:
+            raise OptionError(f"`lossless_coder` must be one of {list(LOSSLESS_CODERS)}, got {self.lossless_coder!r}")
         target = self.rate_target
         if self.stored_weight_dtype not in WEIGHT_DTYPES:
             raise OptionError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
         if target.active and (self.lossless or self.codes == "index" or self.latent_step is not None):
             raise OptionError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
                               "not with `lossless`, `codes` index or `latent_step`")
+        uses_pixel_model(self)  # refuses the pixel coder with an autoencoder's options
 
 
 @dataclass
@@ -122,28 +127,6 @@ class CompressResult:
     path: Path
     contents: ArchiveContents
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
-    """``--force`` replaces an earlier archive, never a file of the folder being read."""
-    if not archive.exists():
-        return
-    root, target = os.path.realpath(folder), os.path.realpath(archive)
-    if os.path.commonpath([root, target]) != root:
-        return
-    from latentpack.fs.folder import is_latentpack_archive
-
-    if not is_latentpack_archive(Path(target)):
-        raise OptionError(f"refusing to write the archive over {archive}: it is a file of the input folder, "
-                          "not an archive")
-
-
-def _check_paths(folder: Path, archive: Path, force: bool) -> None:
-    if archive.exists() and not force:
-        raise FileExistsError(f"{archive} exists (use --force to replace it)")
-    if archive.is_dir():
-        raise IsADirectoryError(f"{archive} is a folder")
-    _refuse_replacing_an_input(folder, archive)
 
 
 @dataclass
@@ -278,6 +261,16 @@ def _refined(run: _Compression, contents: ArchiveContents, choice: RateChoice, b
     return refined
 
 
+def _autoencoder_contents(run: _Compression) -> ArchiveContents:
+    """Plan, train and encode the autoencoder, then choose the step and assemble."""
+    run.plan()
+    run.train()
+    if run.options.codes == "index":
+        return run.assemble(run.index_coded())
+    run.encode()
+    return _choose_and_assemble(run)
+
+
 def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: CompressOptions) -> CompressResult:
     """Train an autoencoder on a folder and write its archive (see `compress_folder` for the options).
 
@@ -292,21 +285,17 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: Com
     """
     options.check()
     folder, archive = Path(folder), Path(archive)
-    _check_paths(folder, archive, options.force)
+    check_output_path(folder, archive, options.force)
     progress = options.progress or null_progress
     timings: dict[str, float] = {}
     t = time.perf_counter()
     staged = read_folder(folder, exclude=[archive], progress=progress, skip_bad=options.skip_bad)
     timings["read"] = time.perf_counter() - t
     try:
-        run = _Compression(options, staged, progress, timings)
-        run.plan()
-        run.train()
-        if options.codes == "index":
-            contents = run.assemble(run.index_coded())
+        if uses_pixel_model(options):
+            contents = pixel_contents(staged, options, progress, timings)
         else:
-            run.encode()
-            contents = _choose_and_assemble(run)
+            contents = _autoencoder_contents(_Compression(options, staged, progress, timings))
         t = time.perf_counter()
         write_archive(archive, contents, force=options.force)
         timings["write"] = time.perf_counter() - t
@@ -336,6 +325,7 @@ def compress_folder(
     ratio: float | None = None,
     weight_dtype: str | None = None,
     refine_steps: int | None = None,
+    lossless_coder: str = "auto",
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -356,7 +346,12 @@ def compress_folder(
         skip_bad: Leave out the files that cannot be used instead of
             failing; their names and reasons go into the archive's training
             record (``skipped``).
-        lossless: Also store what makes every image decode bit-exact.
+        lossless: Store every image bit-exact.
+        lossless_coder: How: ``pixel`` (a learned per-pixel model alone, no
+            autoencoder: format 1.3), ``residual`` (the autoencoder's prediction
+            plus coded residuals), or ``auto``: ``pixel`` unless an autoencoder
+            option (``latent_dims``, ``filters``, ``latent_step``, ``arch``,
+            ``codes``) is given.
         codes: ``encoder`` (train an encoder, store coded latents) or
             ``index`` (image i's code is generated from i and not stored;
             equal-sized images only).

@@ -19,7 +19,7 @@ import numpy as np
 
 import latentpack
 from latentpack.codec.assemble import image_table, open_original
-from latentpack.codec.lossless import check_all_digests
+from latentpack.codec.entropy.lossless import check_all_digests
 from latentpack.codec.pixel_model.exact import encode_pixels, iter_exact_pixels
 from latentpack.errors import OptionError
 from latentpack.formats.schema import ArchiveContents, Quality, compute_header, pixels_residual_bits

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.lossless import DigestMismatchError, check_digest, rebuild_original
+from latentpack.codec.entropy.lossless import DigestMismatchError, check_digest, rebuild_original
 from latentpack.codec.pixel_model.blocks import (
     block_of,
     coded_blocks,
