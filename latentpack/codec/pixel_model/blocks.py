@@ -1,0 +1,108 @@
+"""A folder's working pixels as blocks of equal-shaped images, each its own range-coded stream.
+
+Images are grouped by shape (in index order within a shape) and cut into
+blocks of at most `MAX_BLOCK_SAMPLES` samples; each block is one stream, so
+one image is decoded by decoding its block only, and blocks decode in any
+order::
+
+    images -> order (by shape, then index) -> blocks -> encode_block each -> streams
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from latentpack.codec.pixel_model.coder import decode_block, encode_block
+from latentpack.codec.pixel_model.network import IntegerMLP
+
+__all__ = ["MAX_BLOCK_SAMPLES", "CodedBlocks", "plan_blocks", "encode_images", "iter_decoded"]
+
+#: Samples per block: larger blocks mean fewer, larger network calls (faster), more memory.
+MAX_BLOCK_SAMPLES = 1 << 23
+
+
+@dataclass
+class CodedBlocks:
+    """Every image's pixels, coded.
+
+    Attributes:
+        order: ``(w,)`` image indices in coding order (grouped by shape).
+        block_bounds: ``(blocks + 1,)`` positions in ``order`` where each block starts.
+        stream_offsets: ``(blocks + 1,)`` where each block's words start in ``stream``.
+        stream: All blocks' uint32 words.
+        bits: The model's ideal code length of all blocks (bits).
+    """
+
+    order: np.ndarray
+    block_bounds: np.ndarray
+    stream_offsets: np.ndarray
+    stream: np.ndarray
+    bits: float
+
+
+def plan_blocks(shapes: Sequence[tuple[int, int, int]], max_samples: int = MAX_BLOCK_SAMPLES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The coding order (by shape, then index) and the block bounds into it."""
+    keys = np.array([(h, w, c) for h, w, c in shapes], dtype=np.int64).reshape(-1, 3)
+    order = np.lexsort((np.arange(len(keys)), keys[:, 2], keys[:, 1], keys[:, 0])) if len(keys) else np.zeros(0, int)
+    bounds, acc = [0], 0
+    for pos, i in enumerate(order):
+        size = int(np.prod(keys[i]))
+        if pos and (acc + size > max_samples or not np.array_equal(keys[i], keys[order[pos - 1]])):
+            bounds.append(pos)
+            acc = 0
+        acc += size
+    if len(order):
+        bounds.append(len(order))
+    return order.astype(np.int64), np.asarray(bounds, dtype=np.int64)
+
+
+def encode_images(images: Callable[[int], np.ndarray], shapes: Sequence[tuple[int, int, int]], mlp: IntegerMLP,
+                  on_block: Callable[[int], None] | None = None, max_samples: int = MAX_BLOCK_SAMPLES) -> CodedBlocks:
+    """Code every image (``images(i)``: (H, W, C) uint8 working pixels) block by block."""
+    order, bounds = plan_blocks(shapes, max_samples)
+    streams, bits = [], 0.0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        block = np.stack([np.asarray(images(int(i)), dtype=np.uint8) for i in order[a:b]])
+        words, block_bits = encode_block(block, mlp)
+        streams.append(words)
+        bits += block_bits
+        if on_block is not None:
+            on_block(int(b - a))
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in streams])]).astype(np.int64)
+    stream = np.concatenate(streams).astype(np.uint32) if streams else np.zeros(0, np.uint32)
+    return CodedBlocks(order=order, block_bounds=bounds, stream_offsets=offsets, stream=stream, bits=bits)
+
+
+def iter_decoded(coded: CodedBlocks, shapes: Sequence[tuple[int, int, int]], mlp: IntegerMLP,
+                 wanted: Sequence[int] | None = None, block_order: Sequence[int] | None = None
+                 ) -> Iterator[tuple[int, list[tuple[int, np.ndarray]]]]:
+    """Decode the blocks holding ``wanted`` images (all by default).
+
+    Yields:
+        ``(block, [(image index, (H, W, C) uint8), ...])`` for each block decoded, in
+        ``block_order`` if given, else in stream order.
+
+    Raises:
+        ValueError, RuntimeError, AssertionError: from the range decoder on a damaged stream
+            (the caller names the block's images).
+    """
+    n_blocks = len(coded.block_bounds) - 1
+    if wanted is None:
+        blocks = list(range(n_blocks))
+    else:
+        position = np.empty(len(coded.order), dtype=np.int64)
+        position[coded.order] = np.arange(len(coded.order))
+        pos = position[np.asarray(list(wanted), dtype=np.int64)]
+        blocks = sorted(set((np.searchsorted(coded.block_bounds, pos, side="right") - 1).tolist()))
+    if block_order is not None:
+        blocks = [b for b in block_order if b in set(blocks)]
+    for b in blocks:
+        a, e = int(coded.block_bounds[b]), int(coded.block_bounds[b + 1])
+        members = coded.order[a:e]
+        h, w, _ = shapes[int(members[0])]
+        words = coded.stream[int(coded.stream_offsets[b]):int(coded.stream_offsets[b + 1])]
+        pixels = decode_block(words, mlp, e - a, (h, w))
+        yield b, [(int(i), pixels[k]) for k, i in enumerate(members)]

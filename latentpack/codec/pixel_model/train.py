@@ -1,0 +1,117 @@
+"""Fitting the pixel model to a folder (Keras): minimise the code length in bits per sample.
+
+The float network trained here is the integer one `network.IntegerMLP` runs,
+before rounding: the same inputs (`coder.training_features`, integer inputs
+divided by 2**12), the same mixture (mean ``256 * m``, scale
+``8 * exp(clip(log_s, -6, 4))``, the end bins taking the tails). `to_integer`
+rounds its weights into the integer layers that the archive stores.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from latentpack.codec.pixel_model import luts
+from latentpack.codec.pixel_model.coder import training_features
+from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec
+
+__all__ = ["PixelModelTraining", "train_pixel_model", "to_integer", "KERNEL_LIMIT"]
+
+#: Stored kernels are int16: each layer's shift is the largest that keeps |kernel| below this.
+KERNEL_LIMIT = (1 << 15) - 1
+#: Most fractional bits a kernel gets.
+MAX_SHIFT = 16
+
+
+@dataclass
+class PixelModelTraining:
+    """What training measured: steps, time and the float model's bits per sample at the end."""
+
+    steps: int
+    seconds: float
+    float_bits_per_sample: float
+
+
+def _nll_bits(components: int):
+    import tensorflow as tf
+
+    k = components
+
+    def loss(y, o):
+        y = tf.reshape(y, (-1, 1))
+        mu = 256.0 * o[:, k:2 * k]
+        log_s = tf.clip_by_value(o[:, 2 * k:], float(luts.LOG_SCALE_MIN), float(luts.LOG_SCALE_MAX))
+        inv = tf.exp(-log_s) / float(luts.SCALE_UNIT)
+        plus, minus = (y + 0.5 - mu) * inv, (y - 0.5 - mu) * inv
+        log_cdf_plus = plus - tf.nn.softplus(plus)
+        log_sf_minus = -tf.nn.softplus(minus)
+        log_mid = tf.math.log(tf.maximum(tf.sigmoid(plus) - tf.sigmoid(minus), 1e-12))
+        lp = tf.where(y < 0.5, log_cdf_plus, tf.where(y > 254.5, log_sf_minus, log_mid))
+        return -tf.reduce_logsumexp(lp + tf.nn.log_softmax(o[:, :k]), axis=1) / math.log(2.0)
+
+    return loss
+
+
+def build_network(spec: PixelModelSpec):
+    """The float Keras network of a spec (Dense + ReLU layers, linear outputs)."""
+    import keras
+
+    inp = keras.Input((spec.inputs,))
+    x = inp
+    for width in spec.hidden:
+        x = keras.layers.Dense(width, activation="relu")(x)
+    return keras.Model(inp, keras.layers.Dense(spec.outputs)(x))
+
+
+def train_pixel_model(images_by_shape: list[np.ndarray], spec: PixelModelSpec, steps: int, seed: int = 0,
+                      batch_samples: int = 8192, learning_rate: float = 3e-3,
+                      on_step: Callable[[int], None] | None = None):
+    """Train a pixel model on blocks of equal-shaped uint8 images ``(N, h, w, C)``.
+
+    Returns:
+        (the Keras network, PixelModelTraining).
+    """
+    import time
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    xs, ys = zip(*(training_features(block, spec) for block in images_by_shape))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    model = build_network(spec)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
+    model.compile(keras.optimizers.Adam(schedule), loss=_nll_bits(spec.components))
+    start = time.perf_counter()
+    done = 0
+    while done < steps:
+        order = rng.permutation(len(x))
+        for a in range(0, len(order) - batch_samples + 1, batch_samples):
+            idx = order[a:a + batch_samples]
+            model.train_on_batch(x[idx], y[idx])
+            done += 1
+            if on_step is not None:
+                on_step(done)
+            if done >= steps:
+                break
+    seconds = time.perf_counter() - start
+    sample = rng.permutation(len(x))[:1 << 18]
+    bits = float(model.evaluate(x[sample], y[sample], batch_size=1 << 15, verbose=0))
+    return model, PixelModelTraining(steps=done, seconds=seconds, float_bits_per_sample=bits)
+
+
+def to_integer(model, spec: PixelModelSpec) -> IntegerMLP:
+    """Round a trained network's weights into integer layers (int16 kernels, int32 biases)."""
+    layers = []
+    dense = [layer for layer in model.layers if layer.weights]
+    for i, layer in enumerate(dense):
+        kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+        top = float(np.abs(kernel).max(initial=0.0))
+        shift = MAX_SHIFT if top == 0 else max(0, min(MAX_SHIFT, int(math.floor(math.log2(KERNEL_LIMIT / top)))))
+        k_int = np.rint(kernel * (1 << shift)).astype(np.int16)
+        b_int = np.clip(np.rint(bias * float(1 << (ACT_BITS + shift))), -(1 << 31), (1 << 31) - 1).astype(np.int32)
+        layers.append(DenseInt(kernel=k_int, bias=b_int, shift=shift, relu=i < len(dense) - 1))
+    return IntegerMLP(spec, layers)
