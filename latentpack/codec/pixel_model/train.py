@@ -115,3 +115,46 @@ def to_integer(model, spec: PixelModelSpec) -> IntegerMLP:
         b_int = np.clip(np.rint(bias * float(1 << (ACT_BITS + shift))), -(1 << 31), (1 << 31) - 1).astype(np.int32)
         layers.append(DenseInt(kernel=k_int, bias=b_int, shift=shift, relu=i < len(dense) - 1))
     return IntegerMLP(spec, layers)
+
+
+#: Hidden widths tried, narrowest first; a folder gets the widest whose weights it can pay for.
+WIDTHS = (16, 32, 64)
+#: The weights (16 bits each) may cost at most this fraction of a bit per sample.
+WEIGHT_BITS_PER_SAMPLE = 1 / 32
+#: Training passes over the samples, and the bounds on the optimiser steps.
+DEFAULT_EPOCHS = 4
+MIN_STEPS, MAX_STEPS = 4000, 24000
+BATCH_SAMPLES = 8192
+
+
+def plan_pixel_model(channels: int, samples: int, position: bool = True, epochs: int | None = None
+                     ) -> tuple[PixelModelSpec, int]:
+    """The pixel model a folder gets and its training steps.
+
+    The window is two rows above and two columns each side; the mixture has
+    four components; the hidden width is the widest of `WIDTHS` whose weights
+    cost at most `WEIGHT_BITS_PER_SAMPLE` (the decoder of this model is shared
+    by every sample, so a large folder pays for a wider one).
+
+    Args:
+        channels: Samples per pixel of the working mode.
+        samples: Samples (pixels x channels) in the folder.
+        position: Whether the position in the image is an input.
+        epochs: Passes over the samples (default `DEFAULT_EPOCHS`, steps bounded).
+    """
+    chosen = None
+    for width in WIDTHS:
+        spec = PixelModelSpec(rows=2, cols=2, channels=channels, components=4, hidden=(width, width),
+                              position=position)
+        if chosen is None or _param_count(spec) * 16 <= WEIGHT_BITS_PER_SAMPLE * samples:
+            chosen = spec
+    passes = DEFAULT_EPOCHS if epochs is None else epochs
+    steps = int(passes * samples / BATCH_SAMPLES)
+    if epochs is None:
+        steps = min(MAX_STEPS, max(MIN_STEPS, steps))
+    return chosen, max(1, steps)
+
+
+def _param_count(spec: PixelModelSpec) -> int:
+    dims = [spec.inputs, *spec.hidden, spec.outputs]
+    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
