@@ -99,7 +99,7 @@ def _gather(params, idx: np.ndarray):
 
 
 def _run_network(mlp: IntegerMLP, feats: np.ndarray):
-    """Mixture parameters of every row, the network run once per distinct row.
+    """Mixture parameters of each distinct row, and every row's index into them.
 
     Rows are grouped by a wrapping 64-bit hash of their integers; rows that share
     a hash share parameters. The decoder builds the same rows, hence the same
@@ -110,34 +110,34 @@ def _run_network(mlp: IntegerMLP, feats: np.ndarray):
     rows = feats[first]
     outs = [mlp(rows[a:a + CHUNK_ROWS]) for a in range(0, len(rows), CHUNK_ROWS)]
     out = np.concatenate(outs) if outs else np.zeros((0, mlp.spec.outputs), dtype=np.int64)
-    return _gather(mixture_params(out, mlp.spec.components), inverse.reshape(-1))
+    return mixture_params(out, mlp.spec.components), inverse.reshape(-1)
 
 
-def _code_wavefront(coder, params, values: np.ndarray | None, n: int) -> tuple[np.ndarray, float]:
-    """Encode ``values`` (or decode n values when None); returns them and their ideal bits.
+def _code_wavefront(coder, params, row: np.ndarray, values: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Encode ``values`` (or decode as many as ``row`` has); returns them and their ideal bits.
 
+    ``params`` are the mixtures of the distinct rows, ``row`` each sample's index into them.
     Stage 1 picks one of {0}, {1..254}, {255}; the middle is then halved until one
     value is left. Each split needs the CDF at one new edge; an interval of m values
     carries a floor of m * FLOOR, so every value keeps a probability of at least FLOOR.
     """
-    total = mixture_cdf(params, np.full((n, 1), 256))[:, 0]
-    ends = mixture_cdf(params, np.tile(np.array([[1, 255]]), (n, 1)))
-    probs = np.stack([ends[:, 0] + FLOOR, ends[:, 1] - ends[:, 0] + 254 * FLOOR, total - ends[:, 1] + FLOOR], axis=1).astype(np.float64)
+    m = len(params[0])
+    total = mixture_cdf(params, np.full((m, 1), 256))[:, 0]
+    ends = mixture_cdf(params, np.tile(np.array([[1, 255]]), (m, 1)))
+    probs = np.stack([ends[:, 0] + FLOOR, ends[:, 1] - ends[:, 0] + 254 * FLOOR, total - ends[:, 1] + FLOOR], axis=1)
+    probs = probs.astype(np.float64)[row]
     first = _code(coder, probs, None if values is None else np.select([values == 0, values == 255], [0, 2], 1))
     bits = _bits(probs, first)
     lo = np.where(first == 0, 0, np.where(first == 2, 255, 1)).astype(np.int64)
     hi = np.where(first == 1, 255, lo + 1)
-    f_lo, f_hi = ends[:, 0].copy(), ends[:, 1].copy()
-    while True:
-        active = np.nonzero(hi - lo > 1)[0]
-        if len(active) == 0:
-            break
+    f_lo, f_hi = ends[row, 0], ends[row, 1]
+    active = np.nonzero(first == 1)[0]
+    while len(active):
         a_lo, a_hi = lo[active], hi[active]
         mid = (a_lo + a_hi) // 2
-        f_mid = mixture_cdf(_gather(params, active), mid[:, None])[:, 0]
+        f_mid = mixture_cdf(_gather(params, row[active]), mid[:, None])[:, 0]
         probs = np.stack([f_mid - f_lo[active] + (mid - a_lo) * FLOOR, f_hi[active] - f_mid + (a_hi - mid) * FLOOR],
-                         axis=1)
-        probs = probs.astype(np.float64)
+                         axis=1).astype(np.float64)
         right = _code(coder, probs, None if values is None else (values[active] >= mid).astype(np.int64))
         bits += _bits(probs, right)
         up = right == 1
@@ -145,6 +145,7 @@ def _code_wavefront(coder, params, values: np.ndarray | None, n: int) -> tuple[n
         hi[active] = np.where(up, a_hi, mid)
         f_lo[active] = np.where(up, f_mid, f_lo[active])
         f_hi[active] = np.where(up, f_hi[active], f_mid)
+        active = active[hi[active] - lo[active] > 1]
     return lo, bits
 
 
@@ -167,9 +168,9 @@ def _run_block(coder, images: np.ndarray, mlp: IntegerMLP, decoding: bool) -> fl
     bits = 0.0
     for rr, cc in _wavefronts(h, w, spec):
         for k in range(c):
-            params = _run_network(mlp, block_features(padded, rr, cc, k, spec, (h, w)))
+            params, row = _run_network(mlp, block_features(padded, rr, cc, k, spec, (h, w)))
             known = None if decoding else padded[:, spec.rows + rr, spec.cols + cc, k].reshape(-1).astype(np.int64)
-            values, b = _code_wavefront(coder, params, known, n * len(rr))
+            values, b = _code_wavefront(coder, params, row, known)
             bits += b
             if decoding:
                 padded[:, spec.rows + rr, spec.cols + cc, k] = values.reshape(n, len(rr))
