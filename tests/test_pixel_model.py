@@ -115,3 +115,17 @@ def test_same_stream_with_one_and_two_blas_threads():
                              text=True, timeout=300, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_element_round_trip_rebuilds_the_network():
+    from latentpack.codec.pixel_model.blocks import coded_blocks, mlp_of, to_coding
+
+    spec = PixelModelSpec(rows=2, cols=1, channels=3, components=2, hidden=(8, 6), position=True)
+    mlp = random_mlp(spec, seed=4)
+    imgs = smooth_images(3, 6, 5, 3)
+    coded = encode_images(lambda i: imgs[i], [x.shape for x in imgs], mlp)
+    coding = to_coding(mlp, coded, "RGB", np.full(3, -1), [])
+    again = mlp_of(coding)
+    assert again.spec == spec and coding.model_scalars == sum(l.kernel.size + l.bias.size for l in mlp.layers)
+    got = {i: p for _, pairs in iter_decoded(coded_blocks(coding), [x.shape for x in imgs], again) for i, p in pairs}
+    assert all(np.array_equal(got[i], imgs[i]) for i in range(3))

@@ -26,6 +26,7 @@ __all__ = [
     "QuantizedLatents",
     "IndexCodes",
     "LosslessResiduals",
+    "PixelModelCoding",
     "Quality",
     "ArchiveContents",
     "compute_header",
@@ -274,6 +275,64 @@ class IndexCodes:
 
     seed: int
     step: float
+
+
+@dataclass
+class PixelModelCoding:
+    """(1.3) Every image's working pixels range-coded under a learned per-pixel model (``/pixels``).
+
+    An archive with this element stores no decoder and no latents: the model
+    predicts each sample from the samples already decoded around it
+    (docs/FORMAT.md, "Pixel model"; `latentpack.codec.pixel_model`).
+
+    Attributes:
+        working_mode: ``L``, ``LA``, ``RGB`` or ``RGBA``: what the samples are.
+        rows: Rows above a sample in its causal window.
+        cols: Columns on each side of a sample in its window.
+        channels: Samples per pixel (as ``working_mode`` has).
+        components: Logistic components of the mixture.
+        position: Whether the sample's position in its image is an input.
+        hidden: ``(L,)`` int32 widths of the hidden layers.
+        shifts: ``(L+1,)`` int32 fractional bits of each layer's kernel.
+        kernels: int16, each layer's ``(inputs, outputs)`` kernel in C order, layer after layer.
+        biases: int32, each layer's biases, layer after layer.
+        order: ``(w,)`` int64 image indices in coding order (grouped by shape).
+        block_bounds: ``(blocks+1,)`` int64 positions in ``order`` where each block starts.
+        stream_offsets: ``(blocks+1,)`` int64 word offset of each block's stream.
+        stream: ``(n,)`` uint32 range-coder words of all blocks.
+        exception_index: ``(w,)`` int32 row in the exceptions, or -1.
+        exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
+        exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
+            images that cannot be rebuilt from their working pixels.
+    """
+
+    working_mode: str
+    rows: int
+    cols: int
+    channels: int
+    components: int
+    position: bool
+    hidden: np.ndarray
+    shifts: np.ndarray
+    kernels: np.ndarray
+    biases: np.ndarray
+    order: np.ndarray
+    block_bounds: np.ndarray
+    stream_offsets: np.ndarray
+    stream: np.ndarray
+    exception_index: np.ndarray
+    exception_offsets: np.ndarray
+    exception_bytes: np.ndarray
+
+    @property
+    def model_scalars(self) -> int:
+        """Weights of the model (kernels and biases): its ``z`` is 32 bits each."""
+        return int(np.size(self.kernels)) + int(np.size(self.biases))
+
+    @property
+    def model_bits(self) -> int:
+        """Bits of the model as stored (16 per kernel entry, 32 per bias)."""
+        return 16 * int(np.size(self.kernels)) + 32 * int(np.size(self.biases))
 
 
 @dataclass

@@ -15,9 +15,11 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from latentpack.codec.pixel_model.coder import decode_block, encode_block
-from latentpack.codec.pixel_model.network import IntegerMLP
+from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec
+from latentpack.formats.schema import PixelModelCoding
 
-__all__ = ["MAX_BLOCK_SAMPLES", "CodedBlocks", "plan_blocks", "encode_images", "iter_decoded"]
+__all__ = ["MAX_BLOCK_SAMPLES", "CodedBlocks", "plan_blocks", "encode_images", "iter_decoded", "to_coding", "mlp_of",
+           "coded_blocks"]
 
 #: Samples per block: larger blocks mean fewer, larger network calls (faster), more memory.
 MAX_BLOCK_SAMPLES = 1 << 23
@@ -106,3 +108,43 @@ def iter_decoded(coded: CodedBlocks, shapes: Sequence[tuple[int, int, int]], mlp
         words = coded.stream[int(coded.stream_offsets[b]):int(coded.stream_offsets[b + 1])]
         pixels = decode_block(words, mlp, e - a, (h, w))
         yield b, [(int(i), pixels[k]) for k, i in enumerate(members)]
+
+
+def to_coding(mlp: IntegerMLP, coded: CodedBlocks, working_mode: str, exception_index: np.ndarray,
+              exceptions: Sequence[bytes]) -> PixelModelCoding:
+    """The archive element of a trained model and its coded blocks."""
+    spec = mlp.spec
+    sizes = [len(e) for e in exceptions]
+    return PixelModelCoding(
+        working_mode=working_mode, rows=spec.rows, cols=spec.cols, channels=spec.channels,
+        components=spec.components, position=spec.position,
+        hidden=np.asarray(spec.hidden, dtype=np.int32),
+        shifts=np.asarray([layer.shift for layer in mlp.layers], dtype=np.int32),
+        kernels=np.concatenate([layer.kernel.astype(np.int16).ravel() for layer in mlp.layers]),
+        biases=np.concatenate([layer.bias.astype(np.int32).ravel() for layer in mlp.layers]),
+        order=coded.order, block_bounds=coded.block_bounds, stream_offsets=coded.stream_offsets,
+        stream=coded.stream, exception_index=np.asarray(exception_index, dtype=np.int32),
+        exception_offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        exception_bytes=np.frombuffer(b"".join(exceptions), dtype=np.uint8).copy(),
+    )
+
+
+def mlp_of(coding: PixelModelCoding) -> IntegerMLP:
+    """The integer network an archive's ``/pixels`` element describes (sizes checked by the reader)."""
+    spec = PixelModelSpec(rows=int(coding.rows), cols=int(coding.cols), channels=int(coding.channels),
+                          components=int(coding.components), hidden=tuple(int(h) for h in coding.hidden),
+                          position=bool(coding.position))
+    dims = [spec.inputs, *spec.hidden, spec.outputs]
+    layers, k, b = [], 0, 0
+    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+        kernel = np.asarray(coding.kernels[k:k + n_in * n_out]).reshape(n_in, n_out)
+        bias = np.asarray(coding.biases[b:b + n_out])
+        layers.append(DenseInt(kernel=kernel, bias=bias, shift=int(coding.shifts[i]), relu=i < len(dims) - 2))
+        k, b = k + n_in * n_out, b + n_out
+    return IntegerMLP(spec, layers)
+
+
+def coded_blocks(coding: PixelModelCoding) -> CodedBlocks:
+    """The block index and streams of an archive's ``/pixels`` element."""
+    return CodedBlocks(order=coding.order, block_bounds=coding.block_bounds, stream_offsets=coding.stream_offsets,
+                       stream=coding.stream, bits=float("nan"))
