@@ -150,6 +150,8 @@ TAMPERS = {
     "rows": ("/pixels", _set_attr("rows", np.int64(9))),
     "no window": ("/pixels", lambda f: (_set_attr("rows", np.int64(0))(f), _set_attr("cols", np.int64(0))(f))),
     "components": ("/pixels", _set_attr("components", np.int64(17))),
+    "too many inputs": ("/pixels", lambda f: [_set_attr(n, v)(f) for n, v in (
+        ("rows", np.int64(8)), ("cols", np.int64(8)), ("channels", np.int64(4)), ("working_mode", np.bytes_("RGBA")))]),
     "position not bool": ("/pixels", _set_attr("position", np.int64(1))),
     "no hidden layer": ("/pixels/hidden", _replace("pixels/hidden", lambda a: a[:0])),
     "too many layers": ("/pixels/hidden", _replace("pixels/hidden", lambda a: np.ones(9, np.int32))),

@@ -32,6 +32,8 @@ TABLES_SHA256 = "d4b43d0c51ecc20ef1e6f62aef92caafcabd3b172ef628b5ebdcf3c42d96d94
 WORKING_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 #: Limits of the model's shape: window rows and columns, components, hidden layers and their widths, shifts.
 MAX_WINDOW, MAX_COMPONENTS, MAX_LAYERS, MAX_WIDTH, MAX_SHIFT = 8, 16, 8, 1024, 30
+#: Most inputs per sample: the row hash has this many multipliers (docs/FORMAT.md, "Coding order").
+MAX_INPUTS = 512
 
 _BASE = "/pixels"
 _MODEL = ("kernels", "biases")
@@ -70,6 +72,10 @@ def _check_attrs(attrs: Mapping[str, Any]) -> None:
                            f"got {rows}, {cols}")
     if not 1 <= attrs["components"] <= MAX_COMPONENTS:
         raise _fail(_BASE, f"attribute components: expected 1..{MAX_COMPONENTS}, got {attrs['components']}")
+    inputs = feature_count(rows, cols, attrs["channels"], attrs["position"])
+    if inputs > MAX_INPUTS:
+        raise _fail(_BASE, f"attributes rows, cols, channels, position: {inputs} inputs per sample, more than the "
+                           f"{MAX_INPUTS} the row hash covers")
 
 
 def _check_network(attrs: Mapping[str, Any], hidden: np.ndarray, n_shifts: int, n_kernels: int,
