@@ -22,7 +22,7 @@ from latentpack.codec.assemble import image_table, open_original
 from latentpack.codec.entropy.lossless import check_all_digests
 from latentpack.codec.pixel_model.exact import encode_pixels, iter_exact_pixels
 from latentpack.errors import OptionError
-from latentpack.formats.schema import ArchiveContents, Quality, compute_header, pixels_residual_bits
+from latentpack.formats.schema import ArchiveContents, Quality, compute_header
 from latentpack.fs.folder import ImageFolder
 from latentpack.fs.images import NATURAL_CHANNELS
 from latentpack.progress import ProgressFactory
@@ -87,7 +87,7 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
     timings["check"] = time.perf_counter() - t
     header = compute_header(
         w=w, latent_counts=np.zeros(w, dtype=np.int64), x_bits=staged.x_bits, decoder_scalars=coding.model_scalars,
-        folder_bytes=staged.folder_bytes, stored_latent_bits=0, residual_bits=pixels_residual_bits(coding),
+        folder_bytes=staged.folder_bytes, stored_latent_bits=0, residual_bits=coding.residual_bits,
         stored_decoder_bits=coding.model_bits,
     )
     training = {
