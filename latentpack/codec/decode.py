@@ -15,10 +15,25 @@ from typing import Iterator, Sequence
 from PIL import Image
 
 from latentpack.codec.entropy.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
-from latentpack.codec.runtime.reconstruct import integer_latents, iter_reconstructions, load_decoder
-from latentpack.formats import ArchiveContents
+from latentpack.codec.runtime.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
+from latentpack.formats import ArchiveContents, validate_architecture
 
-__all__ = ["iter_images"]
+__all__ = ["iter_images", "check_decodable_images"]
+
+
+def check_decodable_images(contents: ArchiveContents, indices: Sequence[int]) -> None:
+    """Refuse, before any work, an image whose decoding would need more memory than this reader allows.
+
+    Raises:
+        ArchiveError: naming the image and the HDF5 path at fault.
+    """
+    names = contents.images.names
+    if contents.pixels is not None:
+        from latentpack.codec.pixel_model.exact import check_block_sizes
+
+        check_block_sizes(contents.pixels, contents.images, indices)
+        return
+    check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, names, indices)
 
 
 def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None, strict: bool = True

@@ -24,10 +24,14 @@ from latentpack.codec.pixel_model.blocks import (
     to_coding,
 )
 from latentpack.codec.pixel_model.network import IntegerMLP
+from latentpack.formats.errors import ArchiveError
 from latentpack.formats.schema import ImageTable, PixelModelCoding
 from latentpack.fs.images import pixel_sha256
 
-__all__ = ["encode_pixels", "iter_exact_pixels"]
+__all__ = ["encode_pixels", "iter_exact_pixels", "check_block_sizes", "MAX_BLOCK_DECODE_SAMPLES"]
+
+#: Samples one block may hold for this reader to decode it (its pixels and their features are in memory).
+MAX_BLOCK_DECODE_SAMPLES = 1 << 26
 
 
 def encode_pixels(working: Callable[[int], np.ndarray], working_mode: str, table: ImageTable, mlp: IntegerMLP,
@@ -47,6 +51,24 @@ def encode_pixels(working: Callable[[int], np.ndarray], working_mode: str, table
             exception_index[i] = len(exceptions)
             exceptions.append(open_original(i).tobytes())
     return to_coding(mlp, coded, working_mode, exception_index, exceptions), coded.bits
+
+
+def check_block_sizes(coding: PixelModelCoding, table: ImageTable, indices: Sequence[int]) -> None:
+    """Refuse a block holding a wanted image when it is larger than `MAX_BLOCK_DECODE_SAMPLES`.
+
+    Raises:
+        ArchiveError: naming the image and ``/pixels/block_bounds``.
+    """
+    samples = table.shapes.astype(np.int64).prod(axis=1)
+    coded = coded_blocks(coding)
+    where = block_of(coded)
+    sizes = np.zeros(len(coded.block_bounds) - 1, dtype=np.int64)
+    np.add.at(sizes, where, samples)
+    for i in indices:
+        if sizes[where[i]] > MAX_BLOCK_DECODE_SAMPLES:
+            raise ArchiveError(f"row {i} ({table.names[i]!r}): its block holds {int(sizes[where[i]]):,} samples, "
+                               f"more than this reader's limit of {MAX_BLOCK_DECODE_SAMPLES:,}",
+                               hdf5_path="/pixels/block_bounds")
 
 
 def iter_exact_pixels(coding: PixelModelCoding, table: ImageTable, indices: Sequence[int] | None = None,

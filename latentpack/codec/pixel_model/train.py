@@ -9,13 +9,23 @@ rounds its weights into the integer layers that the archive stores.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from latentpack.codec.pixel_model import luts
-from latentpack.codec.pixel_model.coder import training_features
+from latentpack.codec import quiet_tensorflow
+from latentpack.codec.keras.allocator import keep_freed_memory
+
+quiet_tensorflow()
+keep_freed_memory()
+
+import keras  # noqa: E402  (after the quieting above)
+import tensorflow as tf  # noqa: E402
+
+from latentpack.codec.pixel_model import luts  # noqa: E402
+from latentpack.codec.pixel_model.coder import training_features  # noqa: E402
 from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec
 
 __all__ = ["PixelModelTraining", "train_pixel_model", "to_integer", "training_set", "plan_pixel_model", "KERNEL_LIMIT"]
@@ -36,8 +46,6 @@ class PixelModelTraining:
 
 
 def _nll_bits(components: int):
-    import tensorflow as tf
-
     k = components
 
     def loss(y, o):
@@ -57,8 +65,6 @@ def _nll_bits(components: int):
 
 def build_network(spec: PixelModelSpec):
     """The float Keras network of a spec (Dense + ReLU layers, linear outputs)."""
-    import keras
-
     inp = keras.Input((spec.inputs,))
     x = inp
     for width in spec.hidden:
@@ -74,10 +80,6 @@ def train_pixel_model(x: np.ndarray, y: np.ndarray, spec: PixelModelSpec, steps:
     Returns:
         (the Keras network, PixelModelTraining).
     """
-    import time
-
-    import keras
-
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_network(spec)
