@@ -18,7 +18,12 @@ from latentpack.codec.entropy.lossless import DigestMismatchError, fixed_point_d
 from latentpack.codec.runtime.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
 from latentpack.formats import ArchiveContents, validate_architecture
 
-__all__ = ["iter_images", "check_decodable_images"]
+__all__ = ["iter_images", "check_decodable_images", "digest_checked"]
+
+
+def digest_checked(contents: ArchiveContents) -> bool:
+    """Whether the archive's images decode exactly, each checked against its stored digest."""
+    return contents.lossless is not None or contents.pixels is not None
 
 
 def check_decodable_images(contents: ArchiveContents, indices: Sequence[int]) -> None:

@@ -28,7 +28,7 @@ from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.decode import check_decodable_images, iter_images
+from latentpack.codec.decode import check_decodable_images, digest_checked, iter_images
 from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
 from latentpack.errors import LatentpackError
 from latentpack.formats import ArchiveContents, ArchiveError, read_archive
@@ -134,11 +134,6 @@ def _write_images(contents: ArchiveContents, indices: Sequence[int], output: Out
             bar.update(1)
         if digest_checked(contents) and all_digests.count == len(table):
             all_digests.check(table.sha256_all)
-
-
-def digest_checked(contents: ArchiveContents) -> bool:
-    """Whether every image of the archive decodes exactly (so its digest is checked)."""
-    return contents.lossless is not None or contents.pixels is not None
 
 
 def extract_archive(
