@@ -94,10 +94,6 @@ def training_features(images: np.ndarray, spec: PixelModelSpec) -> tuple[np.ndar
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
 
 
-def _gather(params, idx: np.ndarray):
-    return tuple(a[idx] for a in params)
-
-
 def _run_network(mlp: IntegerMLP, feats: np.ndarray):
     """Mixture parameters of each distinct row, and every row's index into them.
 
@@ -121,13 +117,13 @@ def _code_wavefront(coder, params, row: np.ndarray, values: np.ndarray | None) -
     value is left. Each split needs the CDF at one new edge; an interval of m values
     carries a floor of m * FLOOR, so every value keeps a probability of at least FLOOR.
     """
-    m = len(params[0])
+    m = len(params)
     total = mixture_cdf(params, np.full((m, 1), 256))[:, 0]
     ends = mixture_cdf(params, np.tile(np.array([[1, 255]]), (m, 1)))
     probs = np.stack([ends[:, 0] + FLOOR, ends[:, 1] - ends[:, 0] + 254 * FLOOR, total - ends[:, 1] + FLOOR], axis=1)
     probs = probs.astype(np.float64)[row]
     first = _code(coder, probs, None if values is None else np.select([values == 0, values == 255], [0, 2], 1))
-    bits = _bits(probs, first)
+    bits = _bits(probs, first) if values is not None else 0.0
     lo = np.where(first == 0, 0, np.where(first == 2, 255, 1)).astype(np.int64)
     hi = np.where(first == 1, 255, lo + 1)
     f_lo, f_hi = ends[row, 0], ends[row, 1]
@@ -135,11 +131,12 @@ def _code_wavefront(coder, params, row: np.ndarray, values: np.ndarray | None) -
     while len(active):
         a_lo, a_hi = lo[active], hi[active]
         mid = (a_lo + a_hi) // 2
-        f_mid = mixture_cdf(_gather(params, row[active]), mid[:, None])[:, 0]
+        f_mid = mixture_cdf(params[row[active]], mid[:, None])[:, 0]
         probs = np.stack([f_mid - f_lo[active] + (mid - a_lo) * FLOOR, f_hi[active] - f_mid + (a_hi - mid) * FLOOR],
                          axis=1).astype(np.float64)
         right = _code(coder, probs, None if values is None else (values[active] >= mid).astype(np.int64))
-        bits += _bits(probs, right)
+        if values is not None:
+            bits += _bits(probs, right)
         up = right == 1
         lo[active] = np.where(up, mid, a_lo)
         hi[active] = np.where(up, a_hi, mid)

@@ -190,8 +190,12 @@ class IntegerMLP:
         return y
 
 
-def mixture_params(out: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer mixture weights, means (12 fractional bits, pixel units) and inverse scales from outputs."""
+def mixture_params(out: np.ndarray, components: int) -> np.ndarray:
+    """``(n, 3K)`` int64 rows ``[pi_1..pi_K | mu_1..mu_K | inv_1..inv_K]`` from the network's outputs.
+
+    ``pi``: integer mixture weights; ``mu``: means in pixel units with ACT_BITS fractional
+    bits; ``inv``: inverse scales with INV_SCALE_BITS fractional bits.
+    """
     k = components
     logits = out[:, :k]
     d = logits.max(axis=1, keepdims=True) - logits
@@ -200,16 +204,17 @@ def mixture_params(out: np.ndarray, components: int) -> tuple[np.ndarray, np.nda
     lo, hi = luts.LOG_SCALE_MIN * luts.LOG_SCALE_STEPS, luts.LOG_SCALE_MAX * luts.LOG_SCALE_STEPS
     j = np.clip(round_shift(out[:, 2 * k:], ACT_BITS - 6), lo, hi)
     inv = luts.inv_scale_table()[j - lo]
-    return pi, mu, inv
+    return np.concatenate([pi, mu, inv], axis=1)
 
 
-def mixture_cdf(params: tuple[np.ndarray, np.ndarray, np.ndarray], values: np.ndarray) -> np.ndarray:
+def mixture_cdf(params: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``F(v)`` for each row's values ``(n, E)`` (ints in 0..256): the integer CDF at ``v - 0.5``.
 
-    ``F(0)`` is 0 and ``F(256)`` the row's total ``sum(pi) * 2**16`` exactly, since the sigmoid
-    table saturates at both ends of its range.
+    ``params`` are `mixture_params` rows. ``F(0)`` is 0 and ``F(256)`` the row's total
+    ``sum(pi) * 2**16`` exactly, since the sigmoid table saturates at both ends of its range.
     """
-    pi, mu, inv = params
+    k = params.shape[1] // 3
+    pi, mu, inv = params[:, :k], params[:, k:2 * k], params[:, 2 * k:]
     shift = ACT_BITS + luts.INV_SCALE_BITS - 8
     edge = (values.astype(np.int64) << ACT_BITS) - (1 << (ACT_BITS - 1))
     t = round_shift((edge[:, :, None] - mu[:, None, :]) * inv[:, None, :], shift)

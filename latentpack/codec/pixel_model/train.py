@@ -122,8 +122,8 @@ WIDTHS = (16, 32, 64)
 #: The weights (16 bits each) may cost at most this fraction of a bit per sample.
 WEIGHT_BITS_PER_SAMPLE = 1 / 32
 #: Training passes over the samples, and the bounds on the optimiser steps.
-DEFAULT_EPOCHS = 4
-MIN_STEPS, MAX_STEPS = 4000, 24000
+DEFAULT_EPOCHS = 10
+MIN_STEPS, MAX_STEPS = 4000, 30000
 BATCH_SAMPLES = 8192
 
 
