@@ -142,7 +142,8 @@ class Archive:
             self.writer = attr_str(root, "/", "writer")
             self.created = attr_str(root, "/", "created")
         for encoding_type in registry.types():
-            self._dispatch(encoding_type)
+            with self._at("/" + encoding_type):  # even the test for a group's presence reads metadata
+                self._dispatch(encoding_type)
         with self._at("/"):
             check_together(set(self._elements))
         for encoding_type, element in self._elements.items():
