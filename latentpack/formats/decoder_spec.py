@@ -24,7 +24,7 @@ Spatial dimensions may be ``null`` (fully convolutional decoders).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Dict, List, Tuple
 
 __all__ = [
     "ARCHITECTURE_TYPE",
@@ -161,6 +161,94 @@ def _conv_out(n: int | None, k: int, s: int, padding: str, transpose: bool) -> i
     return out
 
 
+#: What a layer type's rule returns: its normalised config, output shape and weights' (name, shape).
+_Rule = Tuple[Dict[str, Any], Shape, List[Tuple[str, Tuple[int, ...]]]]
+
+
+def _use_bias(cfg: dict, cw: str) -> bool:
+    use_bias = cfg.get("use_bias", True)
+    if not isinstance(use_bias, bool):
+        raise SpecError(f"{cw}/use_bias", "must be a boolean")
+    return use_bias
+
+
+def _flatten(cfg: dict, cw: str, where: str, input_shape: Shape, ltype: str) -> _Rule:
+    _config_keys(cfg, cw, set())
+    size = _size(input_shape)
+    if size is None:
+        raise SpecError(where, "Flatten needs a fully known input shape")
+    return {}, (size,), []
+
+
+def _dense(cfg: dict, cw: str, where: str, input_shape: Shape, ltype: str) -> _Rule:
+    _config_keys(cfg, cw, {"units", "activation", "use_bias"})
+    units = _int(cfg.get("units"), f"{cw}/units", 1, MAX_UNITS)
+    act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
+    use_bias = _use_bias(cfg, cw)
+    fan_in = input_shape[-1]
+    if fan_in is None:
+        raise SpecError(where, "Dense needs a known last input dimension")
+    if fan_in * units > MAX_UNITS:
+        raise SpecError(where, f"kernel of {fan_in}x{units} exceeds {MAX_UNITS} scalars")
+    weights = [("kernel", (fan_in, units))] + ([("bias", (units,))] if use_bias else [])
+    return {"units": units, "activation": act, "use_bias": use_bias}, tuple(input_shape[:-1]) + (units,), weights
+
+
+def _reshape(cfg: dict, cw: str, where: str, input_shape: Shape, ltype: str) -> _Rule:
+    _config_keys(cfg, cw, {"target_shape"})
+    target = _shape(cfg.get("target_shape"), f"{cw}/target_shape")
+    if None in target:
+        raise SpecError(f"{cw}/target_shape", "must not contain null")
+    if _size(input_shape) != _size(target):
+        raise SpecError(where, f"cannot reshape {list(input_shape)} into {list(target)}")
+    return {"target_shape": list(target)}, target, []
+
+
+def _conv(cfg: dict, cw: str, where: str, input_shape: Shape, ltype: str) -> _Rule:
+    _config_keys(cfg, cw, {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"})
+    if len(input_shape) != 3:
+        raise SpecError(where, f"{ltype} needs a (height, width, channels) input, got {list(input_shape)}")
+    cin = input_shape[2]
+    if cin is None:
+        raise SpecError(where, f"{ltype} needs a known channel count")
+    filters = _int(cfg.get("filters"), f"{cw}/filters", 1, MAX_FILTERS)
+    kh, kw = _pair(cfg.get("kernel_size"), f"{cw}/kernel_size", 1, MAX_KERNEL)
+    sh, sw = _pair(cfg.get("strides", 1), f"{cw}/strides", 1, MAX_STRIDE)
+    padding = _choice(cfg.get("padding", "same"), f"{cw}/padding", ("same", "valid"))
+    act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
+    use_bias = _use_bias(cfg, cw)
+    transpose = ltype == "Conv2DTranspose"
+    if transpose and padding != "same":
+        raise SpecError(f"{cw}/padding", "Conv2DTranspose supports only 'same'")
+    kernel = (kh, kw, filters, cin) if transpose else (kh, kw, cin, filters)
+    weights = [("kernel", kernel)] + ([("bias", (filters,))] if use_bias else [])
+    h = _conv_out(input_shape[0], kh, sh, padding, transpose)
+    w = _conv_out(input_shape[1], kw, sw, padding, transpose)
+    if (h is not None and h < 1) or (w is not None and w < 1):
+        raise SpecError(where, f"input {list(input_shape)} is too small for the kernel")
+    config = {"filters": filters, "kernel_size": [kh, kw], "strides": [sh, sw], "padding": padding,
+              "activation": act, "use_bias": use_bias}
+    return config, (h, w, filters), weights
+
+
+def _upsampling(cfg: dict, cw: str, where: str, input_shape: Shape, ltype: str) -> _Rule:
+    _config_keys(cfg, cw, {"size", "interpolation"})
+    if len(input_shape) != 3:
+        raise SpecError(where, f"UpSampling2D needs a (height, width, channels) input, got {list(input_shape)}")
+    sh, sw = _pair(cfg.get("size", 2), f"{cw}/size", 1, MAX_STRIDE)
+    _choice(cfg.get("interpolation", "nearest"), f"{cw}/interpolation", ("nearest",))
+    h, w, c = input_shape
+    return {"size": [sh, sw], "interpolation": "nearest"}, (None if h is None else h * sh,
+                                                            None if w is None else w * sw, c), []
+
+
+#: Each layer type's rule (the allowlist `LAYER_TYPES`, one function each).
+_RULES: Dict[str, Callable[..., _Rule]] = {
+    "Flatten": _flatten, "Dense": _dense, "Reshape": _reshape, "Conv2D": _conv, "Conv2DTranspose": _conv,
+    "UpSampling2D": _upsampling,
+}
+
+
 def _layer(index: int, raw: Any, input_shape: Shape) -> LayerSpec:
     where = f"layers/{index}"
     if not isinstance(raw, dict):
@@ -172,90 +260,7 @@ def _layer(index: int, raw: Any, input_shape: Shape) -> LayerSpec:
     if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
         raise SpecError(f"{where}/name", f"must be 1-64 characters [A-Za-z0-9_-], got {name!r}")
     ltype = _choice(raw.get("type"), f"{where}/type", LAYER_TYPES)
-    cw = f"{where}/config"
-    cfg = raw.get("config", {})
-    weights: list[tuple[str, tuple[int, ...]]] = []
-
-    if ltype == "Flatten":
-        _config_keys(cfg, cw, set())
-        size = _size(input_shape)
-        if size is None:
-            raise SpecError(where, "Flatten needs a fully known input shape")
-        config: dict[str, Any] = {}
-        out: Shape = (size,)
-    elif ltype == "Dense":
-        _config_keys(cfg, cw, {"units", "activation", "use_bias"})
-        units = _int(cfg.get("units"), f"{cw}/units", 1, MAX_UNITS)
-        act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
-        use_bias = cfg.get("use_bias", True)
-        if not isinstance(use_bias, bool):
-            raise SpecError(f"{cw}/use_bias", "must be a boolean")
-        fan_in = input_shape[-1]
-        if fan_in is None:
-            raise SpecError(where, "Dense needs a known last input dimension")
-        if fan_in * units > MAX_UNITS:
-            raise SpecError(where, f"kernel of {fan_in}x{units} exceeds {MAX_UNITS} scalars")
-        weights.append(("kernel", (fan_in, units)))
-        if use_bias:
-            weights.append(("bias", (units,)))
-        config = {"units": units, "activation": act, "use_bias": use_bias}
-        out = tuple(input_shape[:-1]) + (units,)
-    elif ltype == "Reshape":
-        _config_keys(cfg, cw, {"target_shape"})
-        target = _shape(cfg.get("target_shape"), f"{cw}/target_shape")
-        if None in target:
-            raise SpecError(f"{cw}/target_shape", "must not contain null")
-        if _size(input_shape) != _size(target):
-            raise SpecError(where, f"cannot reshape {list(input_shape)} into {list(target)}")
-        config = {"target_shape": list(target)}
-        out = target
-    elif ltype in ("Conv2D", "Conv2DTranspose"):
-        _config_keys(cfg, cw, {"filters", "kernel_size", "strides", "padding", "activation", "use_bias"})
-        if len(input_shape) != 3:
-            raise SpecError(where, f"{ltype} needs a (height, width, channels) input, got {list(input_shape)}")
-        cin = input_shape[2]
-        if cin is None:
-            raise SpecError(where, f"{ltype} needs a known channel count")
-        filters = _int(cfg.get("filters"), f"{cw}/filters", 1, MAX_FILTERS)
-        kh, kw = _pair(cfg.get("kernel_size"), f"{cw}/kernel_size", 1, MAX_KERNEL)
-        sh, sw = _pair(cfg.get("strides", 1), f"{cw}/strides", 1, MAX_STRIDE)
-        padding = _choice(cfg.get("padding", "same"), f"{cw}/padding", ("same", "valid"))
-        act = _choice(cfg.get("activation", "linear"), f"{cw}/activation", ACTIVATIONS)
-        use_bias = cfg.get("use_bias", True)
-        if not isinstance(use_bias, bool):
-            raise SpecError(f"{cw}/use_bias", "must be a boolean")
-        transpose = ltype == "Conv2DTranspose"
-        if transpose and padding != "same":
-            raise SpecError(f"{cw}/padding", "Conv2DTranspose supports only 'same'")
-        if transpose:
-            weights.append(("kernel", (kh, kw, filters, cin)))
-        else:
-            weights.append(("kernel", (kh, kw, cin, filters)))
-        if use_bias:
-            weights.append(("bias", (filters,)))
-        h = _conv_out(input_shape[0], kh, sh, padding, transpose)
-        w = _conv_out(input_shape[1], kw, sw, padding, transpose)
-        if (h is not None and h < 1) or (w is not None and w < 1):
-            raise SpecError(where, f"input {list(input_shape)} is too small for the kernel")
-        config = {
-            "filters": filters,
-            "kernel_size": [kh, kw],
-            "strides": [sh, sw],
-            "padding": padding,
-            "activation": act,
-            "use_bias": use_bias,
-        }
-        out = (h, w, filters)
-    else:  # UpSampling2D
-        _config_keys(cfg, cw, {"size", "interpolation"})
-        if len(input_shape) != 3:
-            raise SpecError(where, f"UpSampling2D needs a (height, width, channels) input, got {list(input_shape)}")
-        sh, sw = _pair(cfg.get("size", 2), f"{cw}/size", 1, MAX_STRIDE)
-        _choice(cfg.get("interpolation", "nearest"), f"{cw}/interpolation", ("nearest",))
-        config = {"size": [sh, sw], "interpolation": "nearest"}
-        h, w, c = input_shape
-        out = (None if h is None else h * sh, None if w is None else w * sw, c)
-
+    config, out, weights = _RULES[ltype](raw.get("config", {}), f"{where}/config", where, input_shape, ltype)
     for d in out:
         if d is not None and d > MAX_UNITS:
             raise SpecError(where, f"output dimension {d} exceeds {MAX_UNITS}")
