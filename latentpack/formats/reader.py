@@ -9,12 +9,16 @@ Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
          with no data read yet (hard link, no external/virtual storage,
          allowed filters, dtype, shape, declared size), then what it reads
          to index the rest (decoder description, latent offsets and shapes)
+      -> which elements are there together (1.3: /pixels in place of
+         /decoder and /latents, never with /lossless)
       -> the header against the stored bits every element reports
 
 What is checked comes from each element's declaration
 (`latentpack.formats.registry`); this module only walks them. Decoder
 weights stored as float16 (1.2 layout) are handed out as float32 arrays (the
-conversion is exact), with ``weight_dtype = "float16"``.
+conversion is exact), with ``weight_dtype = "float16"``. An archive with a
+pixel model (1.3, ``/pixels``) has no decoder and no latents: `Archive.spec`,
+``decoder``, ``latents``, ``latent_coding`` and ``weight_dtype`` are None.
 
 The bulk data (weights, latent values, the image table, PSNRs, the training
 record) is read and checked the first time a property asks for it, and kept.
@@ -87,6 +91,8 @@ class Archive:
         self._attrs: dict[str, dict[str, Any]] = {}
         self._ctx = Context(w=0, versions=self._versions)
         self._spec: DecoderSpec | None = None
+        #: How the decoder weights are stored (``"float32"`` or, 1.2, ``"float16"``); None without a decoder (1.3).
+        self.weight_dtype: str | None = None
         try:
             self._open()
         except BaseException:
@@ -142,7 +148,8 @@ class Archive:
             self.writer = attr_str(root, "/", "writer")
             self.created = attr_str(root, "/", "created")
         for encoding_type in registry.types():
-            self._dispatch(encoding_type)
+            with self._at("/" + encoding_type):  # even the test for a group's presence reads metadata
+                self._dispatch(encoding_type)
         with self._at("/"):
             check_together(set(self._elements))
         for encoding_type, element in self._elements.items():
