@@ -140,7 +140,7 @@ def _fixed_mlp():
 def pixel_contents(folder_path: Path):
     """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training."""
     from latentpack.codec.compress import _image_table
-    from latentpack.codec.lossless import check_digest, rebuild_original
+    from latentpack.codec.entropy.lossless import check_digest, rebuild_original
     from latentpack.codec.pixel_model.blocks import encode_images, to_coding
     from latentpack.formats import ArchiveContents, Quality, compute_header
     from latentpack.fs.folder import read_folder
