@@ -347,11 +347,8 @@ def compress_folder(
             failing; their names and reasons go into the archive's training
             record (``skipped``).
         lossless: Store every image bit-exact.
-        lossless_coder: How: ``pixel`` (a learned per-pixel model alone, no
-            autoencoder: format 1.3), ``residual`` (the autoencoder's prediction
-            plus coded residuals), or ``auto``: ``pixel`` unless an autoencoder
-            option (``latent_dims``, ``filters``, ``latent_step``, ``arch``,
-            ``codes``) is given.
+        lossless_coder: ``pixel`` (a learned per-pixel model), ``residual`` (an autoencoder's
+            prediction plus residuals), ``auto``: ``pixel`` unless an autoencoder option is given.
         codes: ``encoder`` (train an encoder, store coded latents) or
             ``index`` (image i's code is generated from i and not stored;
             equal-sized images only).
