@@ -71,7 +71,7 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
     del x, y
     mlp = train.to_integer(model, spec)
     timings["train"] = time.perf_counter() - t
-    table = image_table(staged, options.digest_bytes)
+    table = image_table(staged, options.stored_digest_bytes)
     t = time.perf_counter()
     with progress("Coding pixels", w) as bar:
         coding, ideal_bits = encode_pixels(staged.working, staged.working_mode, table, mlp,
