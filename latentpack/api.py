@@ -38,14 +38,13 @@ class Archive:
     """
 
     def __init__(self, path: str | os.PathLike):
-        from latentpack.codec.runtime.reconstruct import check_decodable
-        from latentpack.formats import read_archive, validate_architecture
+        from latentpack.codec.decode import check_decodable_images
+        from latentpack.formats import read_archive
 
         self.path = os.fspath(path)
         contents = read_archive(path)
         names = contents.images.names
-        check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, names,
-                        range(len(names)))
+        check_decodable_images(contents, range(len(names)))
         self._contents = contents
 
     def __enter__(self) -> "Archive":

@@ -169,9 +169,7 @@ def _same_array(a: np.ndarray, b: np.ndarray, what: str) -> None:
     assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f"{what}: values differ"
 
 
-def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
-    """Assert two `ArchiveContents` are identical, array by array."""
-    assert got.header == want.header
+def _same_decoder_and_latents(got: ArchiveContents, want: ArchiveContents) -> None:
     assert got.decoder.architecture == want.decoder.architecture
     assert got.decoder.weight_dtype == want.decoder.weight_dtype
     assert list(got.decoder.weights) == list(want.decoder.weights)
@@ -181,6 +179,21 @@ def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
             _same_array(a, b, f"{layer}/{name}")
     for name in ("values", "offsets", "shapes"):
         _same_array(getattr(got.latents, name), getattr(want.latents, name), f"latents.{name}")
+
+
+def assert_contents_equal(got: ArchiveContents, want: ArchiveContents) -> None:
+    """Assert two `ArchiveContents` are identical, array by array."""
+    assert got.header == want.header
+    assert (got.pixels is None) == (want.pixels is None) and (got.decoder is None) == (want.decoder is None)
+    if want.pixels is not None:  # 1.3: a pixel model in place of the decoder and the latents
+        for f in dataclasses.fields(want.pixels):
+            a, b = getattr(got.pixels, f.name), getattr(want.pixels, f.name)
+            if isinstance(b, np.ndarray):
+                _same_array(a, b, f"pixels.{f.name}")
+            else:
+                assert a == b and type(a) is type(b), f"pixels.{f.name}"
+    else:
+        _same_decoder_and_latents(got, want)
     for name in ("names", "modes", "formats"):
         assert list(getattr(got.images, name)) == list(getattr(want.images, name)), name
     for name in ("shapes", "sha256", "palette_index", "palettes", "file_bytes"):

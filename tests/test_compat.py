@@ -34,10 +34,13 @@ def test_fixture_reads_and_decodes_as_recorded(archive: Path, tmp_path: Path) ->
     assert facts["modes"] == recorded["modes"]
     assert facts["shapes"] == recorded["shapes"]
     assert facts["header"] == recorded["header"]
-    # Decoding may differ by float round-off across machines, not by more.
-    assert np.allclose(facts["working_means"], recorded["working_means"], atol=0.05)
     with open_archive(archive) as ar:
         assert ar.format_version == archive.parent.name[1:]
+    if "working_sha256" in recorded:  # a pixel model decodes in integers: exactly, on every machine
+        assert facts["working_sha256"] == recorded["working_sha256"]
+        assert facts["exceptions"] == recorded["exceptions"]
+    else:  # decoding may differ by float round-off across machines, not by more
+        assert np.allclose(facts["working_means"], recorded["working_means"], atol=0.05)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["extract", str(archive), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -74,7 +77,10 @@ def _group_versions(archive: Path) -> dict[str, str]:
         return {name: f[name].attrs["encoding-version"].decode() for name in ["/", *f]}
 
 
-@pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name != "element-versions.lpk"],
+_OWN_VERSIONS = ("element-versions.lpk", "pixels-mixed.lpk")  # written with each element's own version
+
+
+@pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name not in _OWN_VERSIONS],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixtures_written_before_element_versions_tag_every_group_with_the_file_version(archive: Path) -> None:
     assert set(_group_versions(archive).values()) == {archive.parent.name[1:]}
@@ -86,3 +92,29 @@ def test_element_versions_fixture_tags_each_group_with_its_own_version() -> None
                                         "lossless": "1.1", "images": "1.0", "quality": "1.0", "training": "1.0"}
     with open_archive(archive) as ar:
         assert ar.format_version == "1.2" and ar.is_lossless and ar.weight_dtype == "float16"
+
+
+def test_pixel_fixture_decodes_exactly_and_tags_its_groups() -> None:
+    import hashlib
+
+    from latentpack.codec.entropy.lossless import check_digest, rebuild_original
+    from latentpack.codec.pixel_model.blocks import coded_blocks, iter_decoded, mlp_of
+
+    archive = next(p for p in ARCHIVES if p.name == "pixels-mixed.lpk")
+    assert _group_versions(archive) == {"/": "1.3", "header": "1.2", "pixels": "1.3", "images": "1.0",
+                                        "quality": "1.0", "training": "1.0"}
+    recorded = json.loads(archive.with_suffix(".json").read_text())
+    with open_archive(archive) as ar:
+        assert ar.spec is None and ar.decoder is None and ar.latents is None and ar.latent_coding is None
+        c, table, header = ar.pixels, ar.images, ar.header
+    assert c.working_mode == "RGB" and len({tuple(s[:2]) for s in table.shapes.tolist()}) == 2
+    assert header.z_bits == 32 * c.model_scalars and header.stored_decoder_bits == c.model_bits
+    assert header.residual_bits == c.residual_bits and header.y == 0 and header.stored_latent_bits == 0
+    shapes = [(int(h), int(w), c.channels) for h, w, _ in table.shapes]
+    decoded = dict(pair for _, pairs in iter_decoded(coded_blocks(c), shapes, mlp_of(c)) for pair in pairs)
+    assert [hashlib.sha256(decoded[i].tobytes()).hexdigest() for i in range(len(shapes))] == recorded["working_sha256"]
+    for i, working in decoded.items():  # every original, from its working pixels or its raw bytes, is exact
+        r = int(c.exception_index[i])
+        raw = None if r < 0 else c.exception_bytes[c.exception_offsets[r]:c.exception_offsets[r + 1]].tobytes()
+        assert check_digest(rebuild_original(working, c.working_mode, table, i, raw), table, i, strict=False)[1], i
+    assert recorded["exceptions"] == [3] and table.modes[3] == "P"

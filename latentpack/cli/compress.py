@@ -35,13 +35,18 @@ __all__ = ["compress"]
 @filters_option("Decoder width. Default: from the size budget.")
 @seed_option("Same folder and seed give the same archive contents.")
 @click.option("--lossless", is_flag=True,
-              help="Also store the pixels the decoder misses: extract returns every image bit-exact.")
+              help="Store every image bit-exact (see --lossless-coder): extract returns the very pixels.")
+@click.option("--lossless-coder", type=click.Choice(["auto", "pixel", "residual"]), default="auto", show_default=True,
+              help="pixel: a learned per-pixel model alone codes the images (no autoencoder); residual: the "
+                   "autoencoder's prediction plus coded residuals; auto: pixel unless -y, --arch, --filters, "
+                   "--codes or --latent-step ask for an autoencoder.")
 @click.option("--codes", type=click.Choice(["encoder", "index"]), default="encoder", show_default=True,
               help="index: image i's code is generated from i and not stored; only a decoder is trained.")
 @click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quantisation step of the latents. Default: chosen (lossy: within 0.1 dB; lossless: fewest bits).")
-@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default="32", show_default=True,
-              help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too).")
+@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default=None,
+              help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too). "
+                   "Default: 4 with --lossless (every image is checked when extracted), else 32.")
 @click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
               help="Target mean PSNR: the coarsest latent step that reaches it (lossy).")
 @click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
@@ -60,7 +65,8 @@ __all__ = ["compress"]
 @json_option
 @user_errors
 def compress(folder, archive, as_json, digest_bytes, **options) -> None:
-    """Train an autoencoder on FOLDER and write its decoder and latents to an archive."""
+    """Train a model on FOLDER and write an archive of it: an autoencoder's decoder and latents (lossy), or
+    with --lossless a learned per-pixel model and the pixels it codes."""
     from latentpack.ops.compress import compress_folder
     from latentpack.fs.atomic import stale_temp_files
 
@@ -69,7 +75,7 @@ def compress(folder, archive, as_json, digest_bytes, **options) -> None:
         click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
                    f"(safe to delete once no other latentpack is writing it): "
                    + ", ".join(display_name(p.name) for p in stale), err=True)
-    result = compress_folder(folder, archive, digest_bytes=int(digest_bytes), progress=progress_factory, **options)
+    result = compress_folder(folder, archive, digest_bytes=None if digest_bytes is None else int(digest_bytes), progress=progress_factory, **options)
     print_summary(result.path, as_json)
     rc = result.contents.training.get("rate_control")
     if rc and not rc["reached"]:

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["inspect", "print_summary"]
 
-_PARTS = (("decoder", "decoder weights"), ("latents", "latents"), ("lossless", "lossless residuals"),
-          ("images", "image metadata"), ("quality", "quality"), ("training", "training log"),
-          ("overhead", "HDF5 overhead"))
 
 
 @click.command()
@@ -60,12 +57,13 @@ def _formula_lines(s: ArchiveSummary) -> list[str]:
         f"images (w)         {f['w']:,}",
         f"latents/image (y)  {y}",
         f"raw pixels (x)     {f['x_bits']:>16,} bits  {size(f['x_bits'] / 8)}",
-        f"decoder (z)        {f['z_bits']:>16,} bits  {size(f['z_bits'] / 8)}",
+        f"{f['model'] + ' (z)':<19}{f['z_bits']:>16,} bits  {size(f['z_bits'] / 8)}",
     ]
     st = s.stored
     if f["weight_dtype"] != "float32":
         lines.append(f"  {f['weight_dtype']} stored   {st['decoder_bits']:>16,} bits  {size(st['decoder_bits'] / 8)}"
-                     f"  (weights stored as {f['weight_dtype']}; z counts 32 bits each)")
+                     f"  (weights stored as {f['weight_dtype']}{'' if f['weight_dtype'] != 'int16' else ', biases int32'}; "
+                     "z counts 32 bits each)")
     return lines + [
         f"latents (w*y*32)   {f['latent_bits']:>16,} bits  {size(f['latent_bits'] / 8)}",
         f"z + w*y*32         {f['lhs_bits']:>16,} bits  {size(f['lhs_bits'] / 8)}",
@@ -99,7 +97,9 @@ def _file_lines(s: ArchiveSummary) -> list[str]:
     b, q = s.bytes, s.quality
     bd = b["breakdown"]
     lines = [f"file on disk       {size(b['archive'])}  ({b['bits_per_pixel']:.3f} bits/pixel)"]
-    for key, label in _PARTS:
+    from latentpack.formats.registry import breakdown_parts
+
+    for key, label in [*breakdown_parts(), ("overhead", "HDF5 overhead")]:
         if key in bd:
             share = bd[key] / b["archive"] if b["archive"] else 0
             lines.append(f"  {label:<17}{size(bd[key]):>12}  {share:6.1%}")

@@ -30,7 +30,7 @@ from latentpack.fs.images import natural_pixels, open_image
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory
 
-__all__ = ["TrainingRecord", "assemble_contents", "image_table", "measure_quality", "metadata_estimate",
+__all__ = ["TrainingRecord", "assemble_contents", "image_table", "measure_quality", "metadata_estimate", "open_original",
            "METADATA_BYTES_PER_IMAGE", "METADATA_FIXED_BYTES"]
 
 #: Planning a size target: image metadata besides the digest, per image, and fixed.
@@ -146,7 +146,7 @@ def measure_quality(folder: ImageFolder, decoder: NumpyDecoder, latents: Latents
     return out
 
 
-def _open_original(folder: ImageFolder, i: int) -> Image.Image:
+def open_original(folder: ImageFolder, i: int) -> Image.Image:
     """Image ``i``'s file in its original mode (for a lossless exception), from the path read_folder kept.
 
     `open_image` checks it again first (format, decompression bombs, truncation),
@@ -171,7 +171,7 @@ def _code_pixels(staged: ImageFolder, decoder: DecoderWeights, coded: CodedLaten
     offsets, shapes = coded.latents.offsets, coded.latents.shapes
     t = time.perf_counter()
     residuals = encode_residuals(staged.working, staged.working_mode, table, fp, coded.q, offsets, shapes,
-                                 lambda i: _open_original(staged, i), progress)
+                                 lambda i: open_original(staged, i), progress)
     timings["code_pixels"] = time.perf_counter() - t
     t = time.perf_counter()
     digests = []

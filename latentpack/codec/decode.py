@@ -3,6 +3,7 @@
     contents -> lossy:    float decoder -> batches of reconstructions
              -> lossless: fixed-point decoder + residuals -> exact pixels,
                           each checked against its stored sha256
+             -> pixels:   the pixel model alone (no decoder, no latents) -> exact pixels, checked
 
 `extract`, `verify` and the Python API (`latentpack.open`) all read images
 through `iter_images`.
@@ -14,10 +15,30 @@ from typing import Iterator, Sequence
 from PIL import Image
 
 from latentpack.codec.entropy.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
-from latentpack.codec.runtime.reconstruct import integer_latents, iter_reconstructions, load_decoder
-from latentpack.formats import ArchiveContents
+from latentpack.codec.runtime.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
+from latentpack.formats import ArchiveContents, validate_architecture
 
-__all__ = ["iter_images"]
+__all__ = ["iter_images", "check_decodable_images", "digest_checked"]
+
+
+def digest_checked(contents: ArchiveContents) -> bool:
+    """Whether the archive's images decode exactly, each checked against its stored digest."""
+    return contents.lossless is not None or contents.pixels is not None
+
+
+def check_decodable_images(contents: ArchiveContents, indices: Sequence[int]) -> None:
+    """Refuse, before any work, an image whose decoding would need more memory than this reader allows.
+
+    Raises:
+        ArchiveError: naming the image and the HDF5 path at fault.
+    """
+    names = contents.images.names
+    if contents.pixels is not None:
+        from latentpack.codec.pixel_model.exact import check_block_sizes
+
+        check_block_sizes(contents.pixels, contents.images, indices)
+        return
+    check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, names, indices)
 
 
 def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None, strict: bool = True
@@ -36,6 +57,12 @@ def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None,
             have its stored sha256.
     """
     table = contents.images
+    if contents.pixels is not None:
+        from latentpack.codec.pixel_model.exact import iter_exact_pixels
+
+        for i, _, image, digest, ok in iter_exact_pixels(contents.pixels, table, indices, strict):
+            yield i, image, digest, ok
+        return
     if contents.lossless is None:
         decoder = load_decoder(contents.decoder)
         for i, _, image in iter_reconstructions(decoder, contents.latents, table, indices):

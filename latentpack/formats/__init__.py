@@ -1,4 +1,4 @@
-"""The latentpack archive: one HDF5 file holding a decoder and the latents.
+"""The latentpack archive: one HDF5 file holding a decoder and the latents, or (1.3) a pixel model.
 
 This package is the format's reference implementation (docs/FORMAT.md is
 the contract). It needs h5py and numpy only; it never imports TensorFlow::
@@ -7,7 +7,7 @@ the contract). It needs h5py and numpy only; it never imports TensorFlow::
                                                            -> ArchiveContents
 
 Each element of an archive (header, decoder, each latents encoding, images,
-quality, training, lossless) is one module in `latentpack.formats.elements`
+quality, training, lossless, pixels) is one module in `latentpack.formats.elements`
 that declares its datasets and attributes once and registers itself in
 `latentpack.formats.registry`; the reader, the writer and the checks walk
 those declarations.
@@ -29,6 +29,7 @@ from latentpack.formats.schema import (
     IndexCodes,
     Latents,
     LosslessResiduals,
+    PixelModelCoding,
     Quality,
     QuantizedLatents,
     compute_header,
@@ -47,6 +48,7 @@ __all__ = [
     "QuantizedLatents",
     "IndexCodes",
     "LosslessResiduals",
+    "PixelModelCoding",
     "Quality",
     "ArchiveContents",
     "compute_header",

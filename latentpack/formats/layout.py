@@ -206,16 +206,20 @@ def open_fields(archive: Any, element: Any, version: tuple[int, int], sizes: Map
         The attributes' values by name; the element's ``opened_attrs`` has seen them.
     """
     path = element.path
-    group = archive._file[element.encoding_type]
     attrs: dict[str, Any] = {}
     with archive._at(path):
+        group = archive._file[element.encoding_type]
         for field in element.fields:
             if field.attr and _applies(field, version, field.name in group.attrs, path):
                 attrs[field.name] = _read_attr(group, path, field)
         element.opened_attrs(attrs, version)
     rules = {**sizes, **attrs, "version": version}
     for field in element.fields:
-        if not field.attr and _applies(field, version, field.name in group, path):
+        if field.attr:
+            continue
+        with archive._at(path):  # a damaged link index fails the membership test itself
+            present = field.name in group
+        if _applies(field, version, present, path):
             archive._dataset(f"{path}/{field.name}", field.dtype, field.shape_for(rules))
     return attrs
 

@@ -9,12 +9,16 @@ Opening an archive checks, in this order (docs/FORMAT.md, "Reading")::
          with no data read yet (hard link, no external/virtual storage,
          allowed filters, dtype, shape, declared size), then what it reads
          to index the rest (decoder description, latent offsets and shapes)
+      -> which elements are there together (1.3: /pixels in place of
+         /decoder and /latents, never with /lossless)
       -> the header against the stored bits every element reports
 
 What is checked comes from each element's declaration
 (`latentpack.formats.registry`); this module only walks them. Decoder
 weights stored as float16 (1.2 layout) are handed out as float32 arrays (the
-conversion is exact), with ``weight_dtype = "float16"``.
+conversion is exact), with ``weight_dtype = "float16"``. An archive with a
+pixel model (1.3, ``/pixels``) has no decoder and no latents: `Archive.spec`,
+``decoder``, ``latents``, ``latent_coding`` and ``weight_dtype`` are None.
 
 The bulk data (weights, latent values, the image table, PSNRs, the training
 record) is read and checked the first time a property asks for it, and kept.
@@ -45,8 +49,10 @@ from latentpack.formats.schema import (
     ImageTable,
     Latents,
     LosslessResiduals,
+    PixelModelCoding,
     Quality,
 )
+from latentpack.formats.validate import check_together
 
 __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 
@@ -84,6 +90,9 @@ class Archive:
         self._versions: dict[str, tuple[int, int]] = {}
         self._attrs: dict[str, dict[str, Any]] = {}
         self._ctx = Context(w=0, versions=self._versions)
+        self._spec: DecoderSpec | None = None
+        #: How the decoder weights are stored (``"float32"`` or, 1.2, ``"float16"``); None without a decoder (1.3).
+        self.weight_dtype: str | None = None
         try:
             self._open()
         except BaseException:
@@ -139,7 +148,10 @@ class Archive:
             self.writer = attr_str(root, "/", "writer")
             self.created = attr_str(root, "/", "created")
         for encoding_type in registry.types():
-            self._dispatch(encoding_type)
+            with self._at("/" + encoding_type):  # even the test for a group's presence reads metadata
+                self._dispatch(encoding_type)
+        with self._at("/"):
+            check_together(set(self._elements))
         for encoding_type, element in self._elements.items():
             attrs = layout.open_fields(self, element, self._versions[encoding_type], self._ctx.sizes)
             self._attrs[encoding_type] = attrs
@@ -153,19 +165,27 @@ class Archive:
             if element.summary:
                 with self._at(element.path):
                     element.validate(self._cache[element.part], self._ctx)
-        #: How the latents are stored: ``"float32"``, ``"range-categorical"`` or ``"index"`` (1.1).
-        self.latent_coding = self._elements["latents"].variant
+        #: How the latents are stored: ``"float32"``, ``"range-categorical"`` or ``"index"`` (1.1); None
+        #: without latents (a pixel model, 1.3).
+        self.latent_coding = self._elements["latents"].variant if "latents" in self._elements else None
         #: Whether the archive stores lossless residuals (1.1).
         self.is_lossless = self._has_lossless = "lossless" in self._elements
 
     def _dispatch(self, encoding_type: str) -> None:
-        """Find the element that reads the group `encoding_type` from its tags (or skip an absent optional one)."""
+        """Find the element that reads the group `encoding_type` from its tags.
+
+        An optional group that is absent, or newer than the file's version
+        (ignored then), is skipped; so is an absent required one that a
+        group of the file replaces (`Element.replaces`: ``/pixels``).
+        """
         path = "/" + encoding_type
         kinds = [el for el in registry.elements() if el.encoding_type == encoding_type]
         if all(el.optional for el in kinds):
             since = min(version_tuple(el.since) for el in kinds)
             if self._version < since or encoding_type not in self._file:
                 return
+        elif encoding_type not in self._file and self._replaced(encoding_type):
+            return
         with self._at(path):
             group = get_node(self._file, path, h5py.Group)
             got = attr_str(group, path, "encoding-type")
@@ -181,6 +201,11 @@ class Archive:
                 raise _fail(path, f"attribute encoding-version: {text} is newer than the file's {self.format_version}")
             self._elements[encoding_type] = _variant(found, group, path)
             self._versions[encoding_type] = version
+
+    def _replaced(self, encoding_type: str) -> bool:
+        """Whether a group this file's version knows replaces `encoding_type` (absence then allowed)."""
+        return any(encoding_type in el.replaces and el.encoding_type in self._file
+                   and version_tuple(el.since) <= self._version for el in registry.elements())
 
     # -- the archive's parts --------------------------------------------------
 
@@ -212,18 +237,19 @@ class Archive:
         return self._header
 
     @property
-    def spec(self) -> DecoderSpec:
-        """The validated decoder description."""
+    def spec(self) -> DecoderSpec | None:
+        """The validated decoder description (None for a pixel model, 1.3)."""
         return self._spec
 
     @property
-    def decoder(self) -> DecoderWeights:
-        """The decoder description and its weights, as float32 (float16 ones converted exactly)."""
+    def decoder(self) -> DecoderWeights | None:
+        """The decoder description and its weights, as float32 (float16 ones converted exactly); None for a
+        pixel model (1.3)."""
         return self.part("decoder")
 
     @property
-    def latents(self) -> Latents:
-        """One latent tensor per image."""
+    def latents(self) -> Latents | None:
+        """One latent tensor per image (None for a pixel model, 1.3)."""
         return self.part("latents")
 
     @property
@@ -246,6 +272,11 @@ class Archive:
         """(1.1) The lossless residuals, or None for a lossy archive."""
         return self.part("lossless")
 
+    @property
+    def pixels(self) -> PixelModelCoding | None:
+        """(1.3) The pixel model and the coded pixels, or None for an archive with a decoder."""
+        return self.part("pixels")
+
     def validate(self) -> None:
         """Read and check every part (opening checked only the index)."""
         for element in registry.elements():
@@ -266,8 +297,9 @@ class Archive:
 
         Returns:
             ``{"decoder", "latents", "images", "quality", "training",
-            ["lossless",] "overhead", "file"}`` in bytes; all but ``file``
-            add up to ``file``.
+            ["lossless",] "overhead", "file"}`` in bytes, or with a pixel
+            model (1.3) ``{"pixels", "images", ...}`` (no ``decoder`` or
+            ``latents``); all but ``file`` add up to ``file``.
         """
 
         def load() -> dict[str, int]:

@@ -146,6 +146,7 @@ class Context:
         header: The header, once known.
         latent_shapes: ``(w, 3)`` latent shapes, once known.
         bits: Stored bits of each element, by the `Header` attribute they go to.
+        image_shapes: ``(w, 3)`` image shapes (``/images/shapes``), once known.
     """
 
     w: int
@@ -155,6 +156,7 @@ class Context:
     header: Any = None
     latent_shapes: Any = None
     bits: dict[str, int | None] = field(default_factory=dict)
+    image_shapes: Any = None
 
 
 class Element:
@@ -173,6 +175,10 @@ class Element:
         display: Rank in the storage breakdown.
         header_bits: The `Header` attribute its stored bits are recorded in.
         summary: Checked after every other element (the header).
+        replaces: Encoding types that are REQUIRED except in an archive with
+            this element, and then MUST be absent (``/pixels`` replaces
+            ``/decoder`` and ``/latents``).
+        excludes: Encoding types that MUST NOT appear together with it.
     """
 
     encoding_type: ClassVar[str]
@@ -186,6 +192,8 @@ class Element:
     display: ClassVar[int] = 0
     header_bits: ClassVar[str | None] = None
     summary: ClassVar[bool] = False
+    replaces: ClassVar[tuple[str, ...]] = ()
+    excludes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **declared: Any) -> None:
         """Take the class attributes as keywords: ``class Quality(Element, encoding_type="quality", ...)``."""

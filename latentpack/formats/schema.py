@@ -1,19 +1,21 @@
-"""The in-memory model of a latentpack archive (format versions 1.0 to 1.2).
+"""The in-memory model of a latentpack archive (format versions 1.0 to 1.3).
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
 values and numpy arrays only; nothing here imports TensorFlow. How each one
 is laid out on disk is declared once, by its element in
-`latentpack.formats.elements` (docs/FORMAT.md is the contract).
+`latentpack.formats.elements` (docs/FORMAT.md is the contract). The header
+and its arithmetic are `latentpack.formats.accounting`'s (re-exported here).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from latentpack.formats.accounting import Header, compute_header
 
 __all__ = [
     "ENCODING_TYPE",
@@ -26,6 +28,7 @@ __all__ = [
     "QuantizedLatents",
     "IndexCodes",
     "LosslessResiduals",
+    "PixelModelCoding",
     "Quality",
     "ArchiveContents",
     "compute_header",
@@ -38,111 +41,15 @@ __all__ = [
 ENCODING_TYPE = "latentpack-archive"
 #: Newest format version this code writes (it writes the oldest version that
 #: holds an archive's features: see `ArchiveContents.format_version`).
-FORMAT_VERSION = "1.2"
+FORMAT_VERSION = "1.3"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2))
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3))
 #: Bits one stored decoder weight takes, by storage dtype: float32, or (1.2) IEEE half precision.
 WEIGHT_BITS = {"float32": 32, "float16": 16}
 #: How decoder weights may be stored.
 WEIGHT_DTYPES = tuple(WEIGHT_BITS)
 #: The one rule that generates ``--codes index`` latents (see `latentpack.codec.index_codes`).
 INDEX_CODE_GENERATOR = "splitmix64-sum4"
-
-
-@dataclass(frozen=True)
-class Header:
-    """Both sides of the pay-off inequality ``z + w*y*32 < x``.
-
-    Attributes:
-        w: Number of images.
-        y: Latent scalars per image when every image has the same count,
-            else ``-1`` (see ``latent_scalars``).
-        latent_scalars: Total number of latent scalars over all images
-            (``w*y`` when ``y >= 0``).
-        x_bits: Raw size of all images: height*width*channels*8 summed.
-        z_bits: Decoder size: 32 bits per float32 decoder weight scalar.
-        latent_bits: ``latent_scalars * 32`` (the ``w*y*32`` term).
-        lhs_bits: ``z_bits + latent_bits``.
-        beats_raw: ``lhs_bits < x_bits``, computed exactly with integers.
-        folder_bytes: Size on disk of the source image files.
-        stored_latent_bits: (1.1) Payload bits of the latents as actually
-            stored (coded stream and tables; 0 for generated codes), or None.
-        residual_bits: (1.1) Payload bits of the lossless residuals, or None.
-        stored_bits: (1.1) ``z_bits + stored_latent_bits + residual_bits``
-            (1.2: ``stored_decoder_bits`` in place of ``z_bits`` when recorded).
-        beats_raw_stored: (1.1) ``stored_bits < x_bits``.
-        stored_decoder_bits: (1.2) Bits of the decoder weights as stored (16
-            per scalar for float16 weights), or None: then ``z_bits``.
-    """
-
-    w: int
-    y: int
-    latent_scalars: int
-    x_bits: int
-    z_bits: int
-    latent_bits: int
-    lhs_bits: int
-    beats_raw: bool
-    folder_bytes: int
-    stored_latent_bits: int | None = None
-    residual_bits: int | None = None
-    stored_bits: int | None = None
-    beats_raw_stored: bool | None = None
-    stored_decoder_bits: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The attributes as stored (the 1.1 and 1.2 ones only when recorded)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-
-def compute_header(
-    *,
-    w: int,
-    latent_counts: np.ndarray,
-    x_bits: int,
-    decoder_scalars: int,
-    folder_bytes: int,
-    stored_latent_bits: int | None = None,
-    residual_bits: int | None = None,
-    stored_decoder_bits: int | None = None,
-) -> Header:
-    """Build a `Header` from the counts, doing the formula's arithmetic once.
-
-    Args:
-        w: Number of images.
-        latent_counts: Latent scalars of each image, shape ``(w,)``.
-        x_bits: Raw size of all images in bits.
-        decoder_scalars: Number of float32 scalars in the decoder weights.
-        folder_bytes: Size on disk of the source files.
-        stored_latent_bits: Bits of the latents as stored (1.1), or None
-            for float32 latents (1.0).
-        residual_bits: Bits of the lossless residuals (1.1), or None.
-        stored_decoder_bits: Bits of the decoder weights as stored (1.2,
-            float16 weights), or None for float32 weights.
-
-    Returns:
-        The header, with ``beats_raw`` computed exactly with Python integers.
-    """
-    counts = [int(c) for c in np.asarray(latent_counts).reshape(-1)]
-    if len(counts) != w:
-        raise ValueError(f"`latent_counts` must have {w} entries, got {len(counts)}")
-    total = sum(counts)
-    y = counts[0] if counts and all(c == counts[0] for c in counts) else -1
-    z_bits = int(decoder_scalars) * 32
-    latent_bits = total * 32
-    lhs = z_bits + latent_bits
-    stored = None
-    if stored_latent_bits is not None or residual_bits is not None or stored_decoder_bits is not None:
-        stored_latent_bits = latent_bits if stored_latent_bits is None else int(stored_latent_bits)
-        residual_bits = 0 if residual_bits is None else int(residual_bits)
-        stored_decoder_bits = None if stored_decoder_bits is None else int(stored_decoder_bits)
-        stored = (z_bits if stored_decoder_bits is None else stored_decoder_bits) + stored_latent_bits + residual_bits
-    return Header(
-        w=int(w), y=int(y), latent_scalars=total, x_bits=int(x_bits), z_bits=z_bits, latent_bits=latent_bits,
-        lhs_bits=lhs, beats_raw=lhs < int(x_bits), folder_bytes=int(folder_bytes),
-        stored_latent_bits=stored_latent_bits, residual_bits=residual_bits, stored_bits=stored,
-        beats_raw_stored=None if stored is None else stored < int(x_bits), stored_decoder_bits=stored_decoder_bits,
-    )
 
 
 @dataclass
@@ -277,6 +184,71 @@ class IndexCodes:
 
 
 @dataclass
+class PixelModelCoding:
+    """(1.3) Every image's working pixels range-coded under a learned per-pixel model (``/pixels``).
+
+    An archive with this element stores no decoder and no latents: the model
+    predicts each sample from the samples already decoded around it
+    (docs/FORMAT.md, "Pixel model"; `latentpack.codec.pixel_model`).
+
+    Attributes:
+        working_mode: ``L``, ``LA``, ``RGB`` or ``RGBA``: what the samples are.
+        rows: Rows above a sample in its causal window.
+        cols: Columns on each side of a sample in its window.
+        channels: Samples per pixel (as ``working_mode`` has).
+        components: Logistic components of the mixture.
+        position: Whether the sample's position in its image is an input.
+        hidden: ``(L,)`` int32 widths of the hidden layers.
+        shifts: ``(L+1,)`` int32 fractional bits of each layer's kernel.
+        kernels: int16, each layer's ``(inputs, outputs)`` kernel in C order, layer after layer.
+        biases: int32, each layer's biases, layer after layer.
+        order: ``(w,)`` int64 image indices in coding order (grouped by shape).
+        block_bounds: ``(blocks+1,)`` int64 positions in ``order`` where each block starts.
+        stream_offsets: ``(blocks+1,)`` int64 word offset of each block's stream.
+        stream: ``(n,)`` uint32 range-coder words of all blocks.
+        exception_index: ``(w,)`` int32 row in the exceptions, or -1.
+        exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
+        exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
+            images that cannot be rebuilt from their working pixels.
+    """
+
+    working_mode: str
+    rows: int
+    cols: int
+    channels: int
+    components: int
+    position: bool
+    hidden: np.ndarray
+    shifts: np.ndarray
+    kernels: np.ndarray
+    biases: np.ndarray
+    order: np.ndarray
+    block_bounds: np.ndarray
+    stream_offsets: np.ndarray
+    stream: np.ndarray
+    exception_index: np.ndarray
+    exception_offsets: np.ndarray
+    exception_bytes: np.ndarray
+
+    @property
+    def model_scalars(self) -> int:
+        """Weights of the model (kernels and biases): its ``z`` is 32 bits each."""
+        return int(np.size(self.kernels)) + int(np.size(self.biases))
+
+    @property
+    def model_bits(self) -> int:
+        """Bits of the model as stored (16 per kernel entry, 32 per bias): the header's ``stored_decoder_bits``."""
+        return 16 * int(np.size(self.kernels)) + 32 * int(np.size(self.biases))
+
+    @property
+    def residual_bits(self) -> int:
+        """The header's ``residual_bits``: every other dataset of ``/pixels`` (as the pixels element counts them)."""
+        from latentpack.formats.registry import element
+
+        return element("pixels").bits_of(self)
+
+
+@dataclass
 class LosslessResiduals:
     """(1.1) What makes decoding exact: range-coded pixels given a fixed-point prediction.
 
@@ -375,24 +347,29 @@ class Quality:
 
 @dataclass
 class ArchiveContents:
-    """Everything an archive holds, as written or as read back."""
+    """Everything an archive holds, as written or as read back.
+
+    ``decoder`` and ``latents`` are None exactly when ``pixels`` (1.3) is
+    given: the pixel model alone codes the pixels.
+    """
 
     header: Header
-    decoder: DecoderWeights
-    latents: Latents
+    decoder: DecoderWeights | None
+    latents: Latents | None
     images: ImageTable
     quality: Quality
     training: dict[str, Any] = field(default_factory=dict)
     writer: str = ""
     created: str = ""
     lossless: LosslessResiduals | None = None
+    pixels: PixelModelCoding | None = None
 
     @property
     def format_version(self) -> tuple[int, int]:
         """The format version writers write for these contents: the newest of their elements' layouts.
 
-        Each element's layout is the oldest that holds it (1.2 for float16
-        weights, 1.1 for coded or generated latents, lossless residuals,
+        Each element's layout is the oldest that holds it (1.3 for a pixel
+        model, 1.2 for float16 weights, 1.1 for coded or generated latents, lossless residuals,
         short digests or a stored-bits header, else 1.0).
         """
         from latentpack.formats.registry import elements, version_tuple

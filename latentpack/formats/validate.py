@@ -1,11 +1,13 @@
-"""Content rules of formats 1.0 to 1.2 shared by several elements, and `check_contents`.
+"""Content rules of formats 1.0 to 1.3 shared by several elements, and `check_contents`.
 
 The reader runs the element checks on what it has read (after it has
 checked every dataset's dtype and shape in the file), and the writer runs
 them on what it is asked to write, so both sides enforce one set of rules.
 Each element's own rules live in its module (`latentpack.formats.elements`);
-here are the limits and the rules between elements (the latents' index
-against the decoder, the images against the decoder's output). Every
+here are the limits, the rules several elements share (block indexes and
+raw exceptions of ``/lossless`` and ``/pixels``) and the rules between
+elements (which elements come together, the latents' index against the
+decoder, the images against the decoder's output). Every
 failure is a `CorruptArchiveError` naming the HDF5 path the value lives at;
 the writer turns it into a ``ValueError``.
 """
@@ -30,6 +32,9 @@ __all__ = [
     "check_latent_index",
     "check_image_fits_decoder",
     "check_offsets",
+    "check_blocks",
+    "check_exceptions",
+    "check_together",
     "check_step",
     "decoder_input",
     "check_contents",
@@ -99,19 +104,21 @@ def decoder_input(spec: DecoderSpec, latent_shape: Sequence[int]) -> tuple[int, 
     return tuple(int(d) for d in latent_shape)[3 - len(spec.input_shape):]
 
 
-def check_image_fits_decoder(spec: DecoderSpec, latent_shapes: np.ndarray, image_shapes: np.ndarray, x_bits: int) -> None:
+def check_image_fits_decoder(spec: DecoderSpec | None, latent_shapes: np.ndarray | None, image_shapes: np.ndarray,
+                             x_bits: int) -> None:
     """Every image fits the decoder's output for its latent, and ``x_bits`` is the images' raw size.
 
     A decoder output smaller than its image cannot be cropped to it; and
     ``x_bits`` (the ``x`` of the formula) must be ``sum(height*width*channels*8)``
     of ``/images/shapes``, so a forged header cannot claim pixels the table
-    does not hold.
+    does not hold. Without a decoder (`spec` None: a 1.3 pixel model) only
+    ``x_bits`` is checked.
     """
     w = len(image_shapes)
     want_x = int(np.sum(image_shapes.astype(np.int64).prod(axis=1))) * 8 if w else 0
     if want_x != x_bits:
         raise _fail("/header", f"attribute x_bits: expected {want_x} (from /images/shapes), got {x_bits}")
-    if not w:
+    if not w or spec is None:
         return
     unique, inverse = np.unique(latent_shapes, axis=0, return_inverse=True)
     outputs = []
@@ -151,14 +158,62 @@ def check_offsets(path: str, offsets: np.ndarray, n: int, end: int, strict: bool
         raise _fail(path, f"must end at {end}, got {int(offsets[-1])}")
 
 
-def check_contents(contents: Any) -> DecoderSpec:
+def check_blocks(base: str, block_bounds: np.ndarray, stream_offsets: np.ndarray, n_words: int, w: int) -> None:
+    """A block index: ``base/block_bounds`` from 0, increasing, to `w` (2 entries at least when ``w > 0``),
+    ``base/stream_offsets`` as many, from 0, non-decreasing, to `n_words` (the stream's length)."""
+    nb = len(block_bounds)
+    check_offsets(f"{base}/block_bounds", block_bounds, nb, w, strict=True)
+    if nb < 1 or (w and nb < 2):
+        raise _fail(f"{base}/block_bounds", f"expected at least {2 if w else 1} entries, got {nb}")
+    check_offsets(f"{base}/stream_offsets", stream_offsets, nb, n_words)
+
+
+def check_exceptions(base: str, exception_index: np.ndarray, exception_offsets: np.ndarray,
+                     exception_bytes: np.ndarray) -> None:
+    """Raw exceptions: ``e+1`` byte offsets from 0, non-decreasing, to ``len(exception_bytes)``;
+    each ``exception_index`` entry -1 or a row ``0..e-1``."""
+    ne = len(exception_offsets) - 1
+    check_offsets(f"{base}/exception_offsets", exception_offsets, ne + 1, len(exception_bytes))
+    if ne < 0:
+        raise _fail(f"{base}/exception_offsets", "expected at least 1 entry, got 0")
+    bad = (exception_index < -1) | (exception_index >= ne)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise _fail(f"{base}/exception_index", f"entry {i}: expected -1 or 0..{ne - 1}, got {int(exception_index[i])}")
+
+
+def check_together(present: Any) -> None:
+    """Which elements an archive holds: each REQUIRED one unless replaced, none with what replaces or excludes it.
+
+    Args:
+        present: The encoding types the archive holds.
+
+    Raises:
+        CorruptArchiveError: naming the missing element, or the one that
+            must not be present (``/decoder`` beside ``/pixels``).
+    """
+    from latentpack.formats.registry import elements
+
+    held = [el for el in elements() if el.encoding_type in present]
+    for el in held:
+        for other in (*el.replaces, *el.excludes):
+            if other in present:
+                how = "replaces" if other in el.replaces else "excludes"
+                raise _fail(f"/{other}", f"must not be present together with {el.path} (which {how} it)")
+    replaced = {t for el in held for t in el.replaces}
+    for el in elements():
+        if not el.optional and el.encoding_type not in present and el.encoding_type not in replaced:
+            raise _fail(el.path, "required element is missing")
+
+
+def check_contents(contents: Any) -> DecoderSpec | None:
     """Run every element's rules on a whole in-memory archive (dtypes as stored).
 
     Args:
         contents: An `ArchiveContents` whose arrays have their on-disk dtypes.
 
     Returns:
-        The validated decoder description.
+        The validated decoder description (None for a pixel model, 1.3).
 
     Raises:
         CorruptArchiveError: naming the HDF5 path of the first value at fault.
@@ -169,6 +224,7 @@ def check_contents(contents: Any) -> DecoderSpec:
     if not 0 <= w <= MAX_IMAGES:
         raise _fail("/images/names", f"expected at most {MAX_IMAGES} images, got {w}")
     held = [el for el in elements() if el.holds(contents)]
+    check_together({el.encoding_type for el in held})
     ctx = Context(w=w, sizes={"w": w}, header=contents.header)
     ctx.versions = {el.encoding_type: version_tuple(el.version(el.value(contents))) for el in held}
     for el in sorted(held, key=lambda el: el.summary):  # the header, which sums up the others, last

@@ -3,7 +3,8 @@
 Each group gets its element's own layout version: the oldest that holds
 what it stores (``/decoder`` is 1.2 with float16 weights, ``/latents`` 1.1
 when coded or generated, ``/images`` 1.1 with short digests, ``/header``
-1.1 with stored-bits attributes, ``/lossless`` 1.1, else 1.0). The root's
+1.1 with stored-bits attributes (1.2 with ``stored_decoder_bits``),
+``/lossless`` 1.1, ``/pixels`` 1.3, else 1.0). The root's
 ``encoding-version`` is the highest of them: the file's format version.
 
 ::

@@ -23,7 +23,8 @@ from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, OpenedImage, 
 from latentpack.fs.names import UnsafeNameError, check_name, display_name
 from latentpack.progress import ProgressFactory, null_progress
 
-__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive"]
+__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive",
+           "check_output_path"]
 
 
 class BadImagesError(LatentpackError, ValueError):
@@ -288,3 +289,24 @@ def _stage(metas: Sequence[FolderImage], paths: Sequence[Path], mode: str, stagi
             bar.update(1)
     pixels.flush()
     return offsets, pixels, tmpdir
+
+
+def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
+    """``--force`` replaces an earlier archive, never a file of the folder being read."""
+    if not archive.exists():
+        return
+    root, target = os.path.realpath(folder), os.path.realpath(archive)
+    if os.path.commonpath([root, target]) != root:
+        return
+    if not is_latentpack_archive(Path(target)):
+        raise OptionError(f"refusing to write the archive over {archive}: it is a file of the input folder, "
+                          "not an archive")
+
+
+def check_output_path(folder: Path, archive: Path, force: bool) -> None:
+    """Refuse an ``archive`` that exists (without ``force``), is a folder, or is a file of ``folder``."""
+    if archive.exists() and not force:
+        raise FileExistsError(f"{archive} exists (use --force to replace it)")
+    if archive.is_dir():
+        raise IsADirectoryError(f"{archive} is a folder")
+    _refuse_replacing_an_input(folder, archive)

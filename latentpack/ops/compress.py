@@ -34,20 +34,24 @@ from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
 from latentpack.codec.rate import RateChoice, RateTarget
 from latentpack.codec.runtime.reconstruct import load_decoder
 from latentpack.errors import OptionError
-from latentpack.fs.folder import ImageFolder, read_folder
+from latentpack.fs.folder import ImageFolder, check_output_path, read_folder
 from latentpack.formats import write_archive
 from latentpack.formats.schema import WEIGHT_DTYPES, ArchiveContents, DecoderWeights, IndexCodes, Latents
 from latentpack.formats.validate import DIGEST_BYTES
+from latentpack.ops.compress_pixels import LOSSLESS_CODERS, pixel_contents, uses_pixel_model
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
-           "DEFAULT_DIGEST_BYTES"]
+           "DEFAULT_DIGEST_BYTES", "DEFAULT_LOSSLESS_DIGEST_BYTES"]
 
 DEFAULT_BATCH_SIZE = 128
 #: Where latents come from: an encoder, or a rule applied to the image's index.
 CODES = ("encoder", "index")
-#: Stored bytes of each image's sha256 (the full digests are covered by /images/sha256_all).
+#: Stored bytes of each image's sha256 by default: full ones in lossy archives; 4 in lossless ones,
+#: whose every image is checked at extraction, plus /images/sha256_all over all full digests
+#: (28 bytes less per image: on 28x28 digits the difference between beating xz and not).
 DEFAULT_DIGEST_BYTES = 32
+DEFAULT_LOSSLESS_DIGEST_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,13 @@ class CompressOptions:
     lossless: bool = False
     codes: str = "encoder"
     latent_step: float | None = None
-    digest_bytes: int = DEFAULT_DIGEST_BYTES
+    digest_bytes: int | None = None
     quality: float | None = None
     max_bytes: int | None = None
     ratio: float | None = None
     weight_dtype: str | None = None
     refine_steps: int | None = None
+    lossless_coder: str = "auto"
     progress: ProgressFactory | None = None
 
     @property
@@ -91,6 +96,13 @@ class CompressOptions:
         target = self.rate_target
         return "float16" if target.active and target.psnr is None else "float32"
 
+    @property
+    def stored_digest_bytes(self) -> int:
+        """``digest_bytes``, or its default: `DEFAULT_LOSSLESS_DIGEST_BYTES` when lossless, else 32."""
+        if self.digest_bytes is not None:
+            return self.digest_bytes
+        return DEFAULT_LOSSLESS_DIGEST_BYTES if self.lossless else DEFAULT_DIGEST_BYTES
+
     def check(self) -> None:
         """Refuse option values that cannot work (the first one met, as `compress_folder` documents)."""
         if self.arch not in ARCHS:
@@ -103,16 +115,19 @@ class CompressOptions:
             raise OptionError(f"`codes` must be one of {list(CODES)}, got {self.codes!r}")
         if self.latent_step is not None and not (self.latent_step > 0 and np.isfinite(self.latent_step)):
             raise OptionError(f"`latent_step` must be a positive number, got {self.latent_step}")
-        if self.digest_bytes not in DIGEST_BYTES:
+        if self.stored_digest_bytes not in DIGEST_BYTES:
             raise OptionError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {self.digest_bytes}")
         if self.refine_steps is not None and self.refine_steps < 0:
             raise OptionError(f"`refine_steps` must be >= 0, got {self.refine_steps}")
+        if self.lossless_coder not in LOSSLESS_CODERS:
+            raise OptionError(f"`lossless_coder` must be one of {list(LOSSLESS_CODERS)}, got {self.lossless_coder!r}")
         target = self.rate_target
         if self.stored_weight_dtype not in WEIGHT_DTYPES:
             raise OptionError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
         if target.active and (self.lossless or self.codes == "index" or self.latent_step is not None):
             raise OptionError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
                               "not with `lossless`, `codes` index or `latent_step`")
+        uses_pixel_model(self)  # refuses the pixel coder with an autoencoder's options
 
 
 @dataclass
@@ -122,28 +137,6 @@ class CompressResult:
     path: Path
     contents: ArchiveContents
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
-    """``--force`` replaces an earlier archive, never a file of the folder being read."""
-    if not archive.exists():
-        return
-    root, target = os.path.realpath(folder), os.path.realpath(archive)
-    if os.path.commonpath([root, target]) != root:
-        return
-    from latentpack.fs.folder import is_latentpack_archive
-
-    if not is_latentpack_archive(Path(target)):
-        raise OptionError(f"refusing to write the archive over {archive}: it is a file of the input folder, "
-                          "not an archive")
-
-
-def _check_paths(folder: Path, archive: Path, force: bool) -> None:
-    if archive.exists() and not force:
-        raise FileExistsError(f"{archive} exists (use --force to replace it)")
-    if archive.is_dir():
-        raise IsADirectoryError(f"{archive} is a folder")
-    _refuse_replacing_an_input(folder, archive)
 
 
 @dataclass
@@ -167,7 +160,7 @@ class _Compression:
         self.design = design_codec(
             [(im.height, im.width) for im in self.staged.images], self.staged.working_mode,
             arch=o.arch, latent_dims=o.latent_dims, filters=o.filters,
-            byte_budget=None if budget is None else max(1, budget - metadata_estimate(len(self.staged), o.digest_bytes)),
+            byte_budget=None if budget is None else max(1, budget - metadata_estimate(len(self.staged), o.stored_digest_bytes)),
             weight_bytes=2 if o.stored_weight_dtype == "float16" else 4,
         )
 
@@ -234,7 +227,7 @@ class _Compression:
         """Measure (lossless: code and check the pixels) and put the archive's contents together."""
         self.record.rate_control = choice
         return assemble_contents(self.staged, self.decoder, load_decoder(self.decoder), coded, self.record,
-                                 self.options.lossless, self.options.digest_bytes, self.progress)
+                                 self.options.lossless, self.options.stored_digest_bytes, self.progress)
 
 
 def _choose_and_assemble(run: _Compression) -> ArchiveContents:
@@ -278,6 +271,16 @@ def _refined(run: _Compression, contents: ArchiveContents, choice: RateChoice, b
     return refined
 
 
+def _autoencoder_contents(run: _Compression) -> ArchiveContents:
+    """Plan, train and encode the autoencoder, then choose the step and assemble."""
+    run.plan()
+    run.train()
+    if run.options.codes == "index":
+        return run.assemble(run.index_coded())
+    run.encode()
+    return _choose_and_assemble(run)
+
+
 def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: CompressOptions) -> CompressResult:
     """Train an autoencoder on a folder and write its archive (see `compress_folder` for the options).
 
@@ -292,21 +295,17 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: Com
     """
     options.check()
     folder, archive = Path(folder), Path(archive)
-    _check_paths(folder, archive, options.force)
+    check_output_path(folder, archive, options.force)
     progress = options.progress or null_progress
     timings: dict[str, float] = {}
     t = time.perf_counter()
     staged = read_folder(folder, exclude=[archive], progress=progress, skip_bad=options.skip_bad)
     timings["read"] = time.perf_counter() - t
     try:
-        run = _Compression(options, staged, progress, timings)
-        run.plan()
-        run.train()
-        if options.codes == "index":
-            contents = run.assemble(run.index_coded())
+        if uses_pixel_model(options):
+            contents = pixel_contents(staged, options, progress, timings)
         else:
-            run.encode()
-            contents = _choose_and_assemble(run)
+            contents = _autoencoder_contents(_Compression(options, staged, progress, timings))
         t = time.perf_counter()
         write_archive(archive, contents, force=options.force)
         timings["write"] = time.perf_counter() - t
@@ -330,12 +329,13 @@ def compress_folder(
     lossless: bool = False,
     codes: str = "encoder",
     latent_step: float | None = None,
-    digest_bytes: int = DEFAULT_DIGEST_BYTES,
+    digest_bytes: int | None = None,
     quality: float | None = None,
     max_bytes: int | None = None,
     ratio: float | None = None,
     weight_dtype: str | None = None,
     refine_steps: int | None = None,
+    lossless_coder: str = "auto",
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -356,12 +356,14 @@ def compress_folder(
         skip_bad: Leave out the files that cannot be used instead of
             failing; their names and reasons go into the archive's training
             record (``skipped``).
-        lossless: Also store what makes every image decode bit-exact.
+        lossless: Store every image bit-exact.
+        lossless_coder: ``pixel`` (a learned per-pixel model), ``residual`` (an autoencoder's
+            prediction plus residuals), ``auto``: ``pixel`` unless an autoencoder option is given.
         codes: ``encoder`` (train an encoder, store coded latents) or
             ``index`` (image i's code is generated from i and not stored;
             equal-sized images only).
         latent_step: Quantisation step of the latents; None chooses.
-        digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32;
+        digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32; None: 4 if lossless, else 32;
             below 32 a digest of all full digests is kept too).
         quality: Target mean PSNR in dB: the coarsest latent step that
             reaches it (see `latentpack.codec.rate`).

@@ -28,11 +28,10 @@ from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.decode import iter_images
+from latentpack.codec.decode import check_decodable_images, digest_checked, iter_images
 from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
-from latentpack.codec.runtime.reconstruct import check_decodable
 from latentpack.errors import LatentpackError
-from latentpack.formats import ArchiveError, read_archive, validate_architecture
+from latentpack.formats import ArchiveContents, ArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, open_image
 from latentpack.fs.output import OutputFolder, check_targets, target
 from latentpack.progress import ProgressFactory, null_progress
@@ -119,6 +118,24 @@ def encode_exact(image: Image.Image, fmt: str, digest: bytes, name: str) -> byte
     raise DigestMismatchError(f"image {name!r}: no file format reproduces its pixels exactly")
 
 
+def _write_images(contents: ArchiveContents, indices: Sequence[int], output: OutputFolder,
+                  progress: ProgressFactory | None) -> None:
+    """Decode the images and write each one (a lossless one checked against its digest first)."""
+    table = contents.images
+    all_digests = AllDigests()
+    with output as out, (progress or null_progress)("Extracting", len(indices)) as bar:
+        for i, image, digest, _ in iter_images(contents, indices):
+            if digest is None:
+                data = encode_image(image, table.formats[i])
+            else:
+                data = encode_exact(image, table.formats[i], digest, table.names[i])
+                all_digests.add(digest)
+            out.write(i, data)
+            bar.update(1)
+        if digest_checked(contents) and all_digests.count == len(table):
+            all_digests.check(table.sha256_all)
+
+
 def extract_archive(
     archive: str | os.PathLike,
     outdir: str | os.PathLike,
@@ -151,23 +168,15 @@ def extract_archive(
     outdir = Path(outdir)
     root = check_targets(os.fspath(archive), outdir, table.names, indices, force)
     try:
-        check_decodable(validate_architecture(contents.decoder.architecture), contents.latents.shapes, table.names, indices)
+        check_decodable_images(contents, indices)
     except ArchiveError as err:
         err.file = archive
         raise
 
-    all_digests = AllDigests()
-    with OutputFolder(outdir, root, table.names) as out, \
-            (progress or null_progress)("Extracting", len(indices)) as bar:
-        for i, image, digest, _ in iter_images(contents, indices):
-            if digest is None:
-                data = encode_image(image, table.formats[i])
-            else:
-                data = encode_exact(image, table.formats[i], digest, table.names[i])
-                all_digests.add(digest)
-            out.write(i, data)
-            bar.update(1)
-        if contents.lossless is not None and all_digests.count == len(table):
-            all_digests.check(table.sha256_all)
+    try:
+        _write_images(contents, indices, OutputFolder(outdir, root, table.names), progress)
+    except ArchiveError as err:  # a stream that does not decode, a digest that does not match
+        err.file = err.file or archive
+        raise
     chosen = table.names if len(indices) == len(table) else [table.names[i] for i in indices]
     return ExtractResult(root=root, names=chosen)

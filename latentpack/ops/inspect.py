@@ -96,18 +96,20 @@ def archive_summary(path: str | os.PathLike) -> ArchiveSummary:
         training = ar.training
         images = ar.images
         pixels = int(np.sum(images.shapes[:, 0].astype(np.int64) * images.shapes[:, 1]))
+        pixel_model = ar.part("pixels") is not None
         return ArchiveSummary(
             archive=os.fspath(path),
             format_version=ar.format_version,
-            mode="lossless" if ar.is_lossless else "lossy",
+            mode="lossless" if ar.is_lossless or pixel_model else "lossy",
             stored=_stored(ar, pixels),
             writer=ar.writer,
             created=ar.created,
-            formula=_formula(ar),
+            formula=_formula(ar, pixel_model),
             bytes=_bytes(h, breakdown, pixels),
             quality=_quality(ar),
-            training={k: training.get(k) for k in ("arch", "working_mode", "latent_dims", "filters", "epochs", "seed",
-                                                   "codes", "latent_step") if k in training},
+            training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
+                                                   "steps", "seed", "codes", "latent_step", "pixel_model")
+                      if k in training},
             skipped=_skipped(training),
             rate_control=_rate_control(training),
             refine=_refine(training),
@@ -120,7 +122,7 @@ def _stored(ar: Any, pixels: int) -> dict[str, Any] | None:
     if h.stored_bits is None:
         return None
     return {
-        "latent_coding": ar.latent_coding,
+        "latent_coding": ar.latent_coding or "none (no latents)",
         "decoder_bits": h.z_bits if h.stored_decoder_bits is None else h.stored_decoder_bits,
         "latent_bits": h.stored_latent_bits,
         "latent_bits_per_image": h.stored_latent_bits / h.w if h.w else 0.0,
@@ -132,22 +134,27 @@ def _stored(ar: Any, pixels: int) -> dict[str, Any] | None:
     }
 
 
-def _formula(ar: Any) -> dict[str, Any]:
-    """Both sides of z + w*y*32 < x, the verdict and the decoder's share."""
+def _formula(ar: Any, pixel_model: bool) -> dict[str, Any]:
+    """Both sides of z + w*y*32 < x, the verdict and the decoder's share.
+
+    For an archive coded under the pixel model alone, ``z`` is that model (its weights
+    at 32 bits each) and ``y`` is 0: no latents.
+    """
     h = ar.header
     return {
+        "model": "pixel model" if pixel_model else "decoder",
         "w": h.w,
         "y": h.y if h.y >= 0 else None,
         "latent_scalars": h.latent_scalars,
         "x_bits": h.x_bits,
         "z_bits": h.z_bits,
-        "weight_dtype": ar.weight_dtype,
+        "weight_dtype": "int16" if pixel_model else ar.weight_dtype,
         "latent_bits": h.latent_bits,
         "lhs_bits": h.lhs_bits,
         "beats_raw": bool(h.beats_raw),
         "factor": _ratio(h.x_bits, h.lhs_bits),
         "decoder_share": _ratio(h.z_bits, h.lhs_bits),
-        "decoder_dominates": h.z_bits > h.latent_bits,
+        "decoder_dominates": h.z_bits > h.latent_bits and not pixel_model,
     }
 
 

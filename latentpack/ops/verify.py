@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from latentpack.codec.decode import iter_images
+from latentpack.codec.decode import digest_checked, iter_images
 from latentpack.formats import read_archive
 from latentpack.fs.images import ImageReadError, natural_pixels, open_image
 from latentpack.metrics import psnr
@@ -129,7 +129,7 @@ def verify_archive(
     """
     contents = read_archive(archive)
     table = contents.images
-    lossless = contents.lossless is not None
+    lossless = digest_checked(contents)
     report = VerifyReport(archive=os.fspath(archive), lossless=lossless)
     digests: list[bytes] = []
     root = Path(folder) if folder is not None else None

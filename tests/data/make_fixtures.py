@@ -14,6 +14,14 @@ whose groups carry their elements' own versions (header and decoder 1.2,
 latents and lossless 1.1, images, quality and training 1.0), as latentpack
 writes them since per-element versions; the other fixtures tag every group
 with the file's version.
+
+    LATENTPACK_REGENERATE_FIXTURES=1 python tests/data/make_fixtures.py --pixels
+
+adds v1.3/pixels-mixed.lpk (once): a pixel-model archive (``/pixels``, no
+decoder, no latents) of a tiny folder of two image sizes, one image stored
+raw (a palette with a repeated colour), coded under a network with fixed
+integer weights (no training), so it is the same bytes on every machine. Its
+JSON records the sha256 of every decoded working image.
 """
 from __future__ import annotations
 
@@ -68,6 +76,8 @@ def expected_facts(archive: Path) -> dict:
     from latentpack.formats import read_archive
 
     c = read_archive(archive)
+    if c.pixels is not None:
+        return pixel_facts(c)
     decoder = load_decoder(c.decoder)
     means = [float(np.asarray(work, dtype=np.float64).mean()) for _, work, _ in
              iter_reconstructions(decoder, c.latents, c.images)]
@@ -78,6 +88,101 @@ def expected_facts(archive: Path) -> dict:
         "header": c.header.as_dict(),
         "working_means": means,
     }
+
+
+def pixel_facts(c) -> dict:
+    """What a reader must find in a pixel-model archive: its table, header, and each decoded image's sha256."""
+    import hashlib
+
+    from latentpack.codec.pixel_model.blocks import coded_blocks, iter_decoded, mlp_of
+
+    shapes = [(int(h), int(w), c.pixels.channels) for h, w, _ in c.images.shapes]
+    decoded = dict(pair for _, pairs in iter_decoded(coded_blocks(c.pixels), shapes, mlp_of(c.pixels)) for pair in pairs)
+    return {
+        "names": c.images.names,
+        "modes": c.images.modes,
+        "shapes": c.images.shapes.tolist(),
+        "header": c.header.as_dict(),
+        "working_sha256": [hashlib.sha256(decoded[i].tobytes()).hexdigest() for i in range(len(decoded))],
+        "exceptions": [i for i, r in enumerate(c.pixels.exception_index.tolist()) if r >= 0],
+    }
+
+
+def _pixel_folder(root: Path) -> Path:
+    """Five small images of two sizes: RGB, and a palette image whose palette repeats a colour (stored raw)."""
+    rng = np.random.default_rng(13)
+    folder = root / "pixels"
+    (folder / "sub").mkdir(parents=True)
+    yy, xx = np.mgrid[0:8, 0:10]
+    for i in range(3):
+        base = rng.uniform(40, 200, 3) + rng.uniform(-6, 6, 3) * (xx + yy)[:, :, None]
+        arr = np.clip(base + rng.normal(0, 3, (8, 10, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr, "RGB").save(folder / ("sub" if i == 2 else ".") / f"ramp{i}.png")
+    Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), "RGB").save(folder / "noise.png")
+    pal = Image.fromarray(np.tile(np.arange(4, dtype=np.uint8), (6, 2))[:, :6], "P")
+    pal.putpalette([10, 20, 30, 10, 20, 30, 200, 100, 0, 0, 0, 255] + [0, 0, 0] * 252)  # entries 0 and 1 alike
+    pal.save(folder / "sub" / "pal.png")
+    return folder
+
+
+def _fixed_mlp():
+    """The network of the pixel fixture: fixed pseudo-random integers (as tests/test_pixel_model.py's)."""
+    from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec
+
+    spec = PixelModelSpec(rows=1, cols=1, channels=3, components=2, hidden=(8,), position=True)
+    rng = np.random.default_rng(7)
+    dims = [spec.inputs, *spec.hidden, spec.outputs]
+    return IntegerMLP(spec, [DenseInt(rng.integers(-2000, 2000, (a, b)).astype(np.int16),
+                                      rng.integers(-4000, 4000, b).astype(np.int32), 14, i < len(dims) - 2)
+                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
+
+
+def pixel_contents(folder_path: Path):
+    """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training."""
+    from latentpack.codec.compress import _image_table
+    from latentpack.codec.entropy.lossless import check_digest, rebuild_original
+    from latentpack.codec.pixel_model.blocks import encode_images, to_coding
+    from latentpack.formats import ArchiveContents, Quality, compute_header
+    from latentpack.fs.folder import read_folder
+
+    folder = read_folder(folder_path)
+    table, mlp = _image_table(folder), _fixed_mlp()
+    shapes = [folder.working(i).shape for i in range(len(folder))]
+    coded = encode_images(folder.working, shapes, mlp)
+    index, raw = np.full(len(folder), -1, np.int32), []
+    for i in range(len(folder)):
+        if not check_digest(rebuild_original(folder.working(i), folder.working_mode, table, i), table, i, False)[1]:
+            index[i] = len(raw)
+            with Image.open(folder_path / table.names[i]) as original:
+                raw.append(original.tobytes())
+    coding = to_coding(mlp, coded, folder.working_mode, index, raw)
+    header = compute_header(w=len(folder), latent_counts=np.zeros(len(folder), np.int64), x_bits=folder.x_bits,
+                            decoder_scalars=coding.model_scalars, folder_bytes=folder.folder_bytes,
+                            stored_latent_bits=0, residual_bits=coding.residual_bits,
+                            stored_decoder_bits=coding.model_bits)
+    training = {"model": "pixel", "spec": mlp.spec.as_json(), "trained": False,
+                "weights": "fixed integers (tests/data/make_fixtures.py)"}
+    contents = ArchiveContents(header=header, decoder=None, latents=None, images=table,
+                               quality=Quality(psnr=np.full(len(folder), np.inf)), training=training, pixels=coding)
+    folder.close()
+    return contents
+
+
+#: The pixel-model fixture written by `write_pixels`.
+PIXELS = HERE / "archives" / "v1.3" / "pixels-mixed.lpk"
+
+
+def write_pixels() -> None:
+    """Add the v1.3 pixel-model fixture."""
+    from latentpack.formats import write_archive
+
+    if PIXELS.exists():
+        sys.exit(f"{PIXELS} exists: fixtures are never rewritten")
+    PIXELS.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_archive(PIXELS, pixel_contents(_pixel_folder(Path(tmp))))
+    PIXELS.with_suffix(".json").write_text(json.dumps(expected_facts(PIXELS), indent=1) + "\n")
+    print(f"wrote {PIXELS} ({PIXELS.stat().st_size} bytes)")
 
 
 #: The fixture written by `write_element_versions` and the folder and options it is made from.
@@ -107,6 +212,9 @@ def main() -> None:
         sys.exit("set LATENTPACK_REGENERATE_FIXTURES=1 to write fixtures")
     if sys.argv[1:] == ["--element-versions"]:
         write_element_versions()
+        return
+    if sys.argv[1:] == ["--pixels"] or FORMAT_VERSION == "1.3":  # a file is 1.3 only with a pixel model
+        write_pixels()
         return
     out = HERE / "archives" / f"v{FORMAT_VERSION}"
     if out.exists():

@@ -2,7 +2,8 @@
 
 The order of the imports below is the reading order (the header first: its
 ``w`` sizes the rest; the decoder before the latents: its input shape checks
-them). To add an element: write one module with an `Element` subclass under
+them; the images before the pixel model: their shapes check its blocks). To
+add an element: write one module with an `Element` subclass under
 `latentpack.formats.registry.register`, and import it here.
 """
 from __future__ import annotations
@@ -16,5 +17,6 @@ from latentpack.formats.elements import images  # noqa: F401
 from latentpack.formats.elements import quality  # noqa: F401
 from latentpack.formats.elements import training  # noqa: F401
 from latentpack.formats.elements import lossless  # noqa: F401
+from latentpack.formats.elements import pixels  # noqa: F401
 
 __all__: list[str] = []

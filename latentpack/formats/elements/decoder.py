@@ -92,7 +92,7 @@ def round_weights(decoder: DecoderWeights, weight_dtype: str) -> DecoderWeights:
 
 @register
 class DecoderElement(
-    Element, encoding_type="decoder", label="decoder weights", reads=("1.0", "1.1", "1.2"), display=0,
+    Element, encoding_type="decoder", label="decoder weights", reads=("1.0", "1.1", "1.2", "1.3"), display=0,
     header_bits="stored_decoder_bits",
 ):
     fields = (
@@ -137,6 +137,7 @@ class DecoderElement(
         if ctx.spec is None:
             ctx.spec = check_architecture(obj.architecture)
             ctx.sizes["channels"] = int(ctx.spec.input_shape[-1])
+            ctx.sizes["decoder_scalars"] = ctx.spec.num_scalars
         check_weights(obj, ctx.spec)
 
     def opened(self, archive: Any, attrs: dict[str, Any]) -> None:
@@ -145,6 +146,7 @@ class DecoderElement(
             archive._architecture = architecture
             archive._spec = archive._ctx.spec = check_architecture(architecture)
             archive._ctx.sizes["channels"] = int(archive._spec.input_shape[-1])
+            archive._ctx.sizes["decoder_scalars"] = archive._spec.num_scalars
         layers = [layer for layer in archive._spec.layers if layer.weight_shapes]
         want = [layer.name for layer in layers]
         if attrs["layer_names"] != want:

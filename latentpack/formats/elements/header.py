@@ -34,7 +34,7 @@ def _fail(reason: str) -> CorruptArchiveError:
 
 @register
 class HeaderElement(
-    Element, encoding_type="header", label="header", reads=("1.0", "1.1", "1.2"), display=-1, summary=True
+    Element, encoding_type="header", label="header", reads=("1.0", "1.1", "1.2", "1.3"), display=-1, summary=True
 ):
     fields = (
         *(_int(name) for name in ("w", "y", "latent_scalars", "x_bits", "z_bits", "latent_bits", "lhs_bits")),
@@ -70,7 +70,8 @@ class HeaderElement(
         return Header(**values)
 
     def check(self, obj: Header, ctx: Context) -> None:
-        check_header(obj, w=ctx.w, latent_counts=ctx.sizes["latent_counts"], decoder_scalars=ctx.spec.num_scalars,
+        check_header(obj, w=ctx.w, latent_counts=ctx.sizes["latent_counts"],
+                     decoder_scalars=ctx.sizes["decoder_scalars"],
                      **{name: ctx.bits.get(name) for name in ("stored_latent_bits", "residual_bits",
                                                               "stored_decoder_bits")})
 
@@ -107,10 +108,11 @@ def check_header(
         stored_decoder_bits=stored_decoder_bits,
     )
     if (header.stored_bits is None) != (want.stored_bits is None):
-        raise _fail("attribute stored_bits: present exactly when the latents are coded, residuals stored "
-                    "or the weights float16")
+        raise _fail("attribute stored_bits: present exactly when the latents are coded, residuals stored, "
+                    "the weights float16 or the pixels coded under a pixel model")
     if (header.stored_decoder_bits is None) != (want.stored_decoder_bits is None):
-        raise _fail("attribute stored_decoder_bits: present exactly when the weights are float16")
+        raise _fail("attribute stored_decoder_bits: present exactly when the weights are float16 or a pixel "
+                    "model's")
     for name, value in dataclasses.asdict(want).items():
         got = getattr(header, name)
         if bool(got != value):

@@ -94,7 +94,7 @@ def _shared(labels: list[str]) -> list[str]:
 
 
 @register
-class Images(Element, encoding_type="images", label="image metadata", reads=("1.0", "1.1", "1.2"), display=3):
+class Images(Element, encoding_type="images", label="image metadata", reads=("1.0", "1.1", "1.2", "1.3"), display=3):
     fields = (
         Field("names", STR, ("w",)),
         Field("modes", STR, ("w",)),
@@ -121,6 +121,7 @@ class Images(Element, encoding_type="images", label="image metadata", reads=("1.
     def check(self, obj: ImageTable, ctx: Context) -> None:
         _check_shapes(obj.shapes, ctx.w)
         check_image_table(obj, ctx.w, ctx.versions["images"])
+        ctx.image_shapes = obj.shapes
         check_image_fits_decoder(ctx.spec, ctx.latent_shapes, obj.shapes, ctx.header.x_bits)
 
     def build(self, values: dict[str, Any], archive: Any) -> ImageTable:

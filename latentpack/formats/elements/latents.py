@@ -38,7 +38,7 @@ class LatentsBase(Element):
     header_bits = "stored_latent_bits"
 
     def holds(self, contents: Any) -> bool:
-        return contents.latents.coding == self.variant
+        return contents.latents is not None and contents.latents.coding == self.variant
 
     def n_values(self, obj: Latents) -> int:
         """How many latent scalars `obj` describes."""

@@ -13,9 +13,9 @@ from latentpack.formats import h5write
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.registry import STR, Context, Element, Field, register
 from latentpack.formats.schema import LosslessResiduals
-from latentpack.formats.validate import check_offsets
+from latentpack.formats.validate import check_blocks, check_exceptions
 
-__all__ = ["Lossless", "check_lossless"]
+__all__ = ["Lossless", "check_lossless", "check_index_shapes"]
 
 _LEVELS = {"pred_levels": 256, "neighbour_levels": 16}
 _BITS = ("act_bits", "acc_bits")
@@ -42,25 +42,20 @@ def check_lossless(ll: LosslessResiduals, w: int) -> None:
     base = "/lossless"
     if np.any(np.diff(ll.thresholds) < 0):
         raise _fail(f"{base}/thresholds", "must be non-decreasing")
-    nb = len(ll.block_bounds)
-    check_offsets(f"{base}/block_bounds", ll.block_bounds, nb, w, strict=True)
-    if nb < 1 or (w and nb < 2):
-        raise _fail(f"{base}/block_bounds", f"expected at least {2 if w else 1} entries, got {nb}")
-    check_offsets(f"{base}/stream_offsets", ll.stream_offsets, nb, len(ll.stream))
-    ne = len(ll.exception_offsets) - 1
-    check_offsets(f"{base}/exception_offsets", ll.exception_offsets, ne + 1, len(ll.exception_bytes))
-    if ne < 0:
-        raise _fail(f"{base}/exception_offsets", "expected at least 1 entry, got 0")
-    bad = (ll.exception_index < -1) | (ll.exception_index >= ne)
-    if np.any(bad):
-        i = int(np.argmax(bad))
-        raise _fail(f"{base}/exception_index", f"entry {i}: expected -1 or 0..{ne - 1}, got {int(ll.exception_index[i])}")
+    check_blocks(base, ll.block_bounds, ll.stream_offsets, len(ll.stream), w)
+    check_exceptions(base, ll.exception_index, ll.exception_offsets, ll.exception_bytes)
+
+
+def check_index_shapes(archive: Any, base: str) -> None:
+    """Before reading data: ``base/stream_offsets`` has as many entries as ``base/block_bounds``."""
+    if archive._ds[f"{base}/stream_offsets"].shape != archive._ds[f"{base}/block_bounds"].shape:
+        raise _fail(f"{base}/stream_offsets", f"expected as many entries as {base}/block_bounds")
 
 
 @register
 class Lossless(
-    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2"), since="1.1", optional=True,
-    display=2, header_bits="residual_bits",
+    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2", "1.3"), since="1.1",
+    optional=True, display=2, header_bits="residual_bits",
 ):
     fields = (
         Field("predictor", STR, attr=True, since="1.1", const="fixed-point"),
@@ -87,8 +82,7 @@ class Lossless(
                 raise _fail("/lossless", f"attribute {name}: out of range, got {attrs[name]}")
 
     def opened(self, archive: Any, attrs: dict[str, Any]) -> None:
-        if archive._ds["/lossless/stream_offsets"].shape != archive._ds["/lossless/block_bounds"].shape:
-            raise _fail("/lossless/stream_offsets", "expected as many entries as /lossless/block_bounds")
+        check_index_shapes(archive, self.path)
 
     def check_scalars(self, obj: LosslessResiduals, ctx: Context) -> None:
         for name, hi in _LEVELS.items():

@@ -13,7 +13,7 @@ __all__ = ["QualityElement"]
 
 
 @register
-class QualityElement(Element, encoding_type="quality", label="quality", reads=("1.0", "1.1", "1.2"), display=4):
+class QualityElement(Element, encoding_type="quality", label="quality", reads=("1.0", "1.1", "1.2", "1.3"), display=4):
     fields = (
         Field("mean_psnr", np.float64, attr=True, derived=True),
         Field("min_psnr", np.float64, attr=True, derived=True),
