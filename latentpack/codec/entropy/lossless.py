@@ -35,6 +35,7 @@ __all__ = [
     "fixed_point_decoder",
     "predict",
     "encode_residuals",
+    "find_exceptions",
     "iter_exact",
     "rebuild_original",
     "check_digest",
@@ -159,6 +160,26 @@ def check_all_digests(sha256_all: np.ndarray | None, digests: Iterable[bytes]) -
     running.check(sha256_all)
 
 
+def find_exceptions(working: Callable[[int], np.ndarray], working_mode: str, table: ImageTable,
+                    open_original: Callable[[int], Image.Image]) -> tuple[np.ndarray, list[bytes]]:
+    """The images whose original cannot be rebuilt from their working pixels, and their raw bytes.
+
+    Returns:
+        ``(w,)`` int32 row of each image in the exceptions (or -1), and the exceptions'
+        Pillow ``tobytes`` in row order.
+    """
+    exception_index = np.full(len(table), -1, dtype=np.int32)
+    exceptions: list[bytes] = []
+    k = table.sha256.shape[1]
+    for i in range(len(table)):
+        img = rebuild_original(np.asarray(working(i)), working_mode, table, i)
+        p = int(table.palette_index[i])
+        if pixel_sha256(img, table.palettes[p] if p >= 0 else None)[:k] != bytes(table.sha256[i]):
+            exception_index[i] = len(exceptions)
+            exceptions.append(open_original(i).tobytes())
+    return exception_index, exceptions
+
+
 def encode_residuals(
     working: Callable[[int], np.ndarray],
     working_mode: str,
@@ -214,15 +235,7 @@ def encode_residuals(
         for a, b in zip(bounds[:-1], bounds[1:]):
             streams.append(encode_block(images[a:b], preds[a:b], params, models))
             bar.update(int(b - a))
-    exception_index = np.full(w, -1, dtype=np.int32)
-    exceptions: list[bytes] = []
-    for i in range(w):
-        img = rebuild_original(images[i], working_mode, table, i)
-        p = int(table.palette_index[i])
-        k = table.sha256.shape[1]
-        if pixel_sha256(img, table.palettes[p] if p >= 0 else None)[:k] != bytes(table.sha256[i]):
-            exception_index[i] = len(exceptions)
-            exceptions.append(open_original(i).tobytes())
+    exception_index, exceptions = find_exceptions(lambda i: images[i], working_mode, table, open_original)
     sizes = [len(e) for e in exceptions]
     return LosslessResiduals(
         act_bits=ACT_BITS,

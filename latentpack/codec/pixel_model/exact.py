@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.entropy.lossless import DigestMismatchError, check_digest, rebuild_original
+from latentpack.codec.entropy.lossless import DigestMismatchError, check_digest, find_exceptions, rebuild_original
 from latentpack.codec.pixel_model.blocks import (
     block_of,
     coded_blocks,
@@ -26,7 +26,6 @@ from latentpack.codec.pixel_model.blocks import (
 from latentpack.codec.pixel_model.network import IntegerMLP
 from latentpack.formats.errors import ArchiveError
 from latentpack.formats.schema import ImageTable, PixelModelCoding
-from latentpack.fs.images import pixel_sha256
 
 __all__ = ["encode_pixels", "iter_exact_pixels", "check_block_sizes", "MAX_BLOCK_DECODE_SAMPLES"]
 
@@ -38,18 +37,9 @@ def encode_pixels(working: Callable[[int], np.ndarray], working_mode: str, table
                   open_original: Callable[[int], Image.Image],
                   on_block: Callable[[int], None] | None = None) -> tuple[PixelModelCoding, float]:
     """Code every image's working pixels; returns the ``/pixels`` element and the model's ideal bits."""
-    w = len(table)
-    shapes = [tuple(int(v) for v in working(i).shape) for i in range(w)]
+    shapes = [tuple(int(v) for v in working(i).shape) for i in range(len(table))]
     coded = encode_images(working, shapes, mlp, on_block=on_block)
-    exception_index = np.full(w, -1, dtype=np.int32)
-    exceptions: list[bytes] = []
-    k = table.sha256.shape[1]
-    for i in range(w):
-        img = rebuild_original(np.asarray(working(i)), working_mode, table, i)
-        p = int(table.palette_index[i])
-        if pixel_sha256(img, table.palettes[p] if p >= 0 else None)[:k] != bytes(table.sha256[i]):
-            exception_index[i] = len(exceptions)
-            exceptions.append(open_original(i).tobytes())
+    exception_index, exceptions = find_exceptions(working, working_mode, table, open_original)
     return to_coding(mlp, coded, working_mode, exception_index, exceptions), coded.bits
 
 
