@@ -15,6 +15,7 @@ instead of being held as one `Path` per image.
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -96,11 +97,13 @@ def _identities(paths: Sequence[str | os.PathLike]) -> set[tuple[int, int]]:
 
 
 def _existing(path: Path) -> os.stat_result | None:
-    """``os.lstat`` of a target, or None when there is nothing there."""
+    """``os.lstat`` of a target, or None when there is nothing there (what `Path.exists` says no to)."""
     try:
         return os.lstat(path)
-    except FileNotFoundError:
-        return None
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            return None
+        raise
 
 
 def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequence[int], force: bool,
