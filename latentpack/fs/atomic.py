@@ -2,7 +2,7 @@
 
 ::
 
-    target -> .NAME.tmp-XXXX (mkstemp, same folder) -> write(tmp) -> check(tmp)
+    target -> .NAME.tmp-XXXX (O_EXCL, same folder) -> write(tmp) -> check(tmp)
            -> chmod (umask) -> fsync -> os.replace -> NAME
 
 The target appears only once it has been written in full and checked; on any
@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -113,10 +113,11 @@ def write_atomically(
                                   "not a regular file (even with force)")
     if path.exists() and not force:
         raise FileExistsError(errno.EEXIST, f"{what} exists (use force to replace it)", str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # The name is chosen before the file is made (not inside mkstemp), so that a signal at any moment
+    # after the file exists finds it here and removes it.
+    tmp = path.parent / f"{temp_prefix(path)}{secrets.token_hex(4)}"
     try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         try:
             write(tmp)
         except Exception as err:
@@ -130,8 +131,9 @@ def write_atomically(
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except BaseException as err:
+        if not isinstance(err, FileExistsError):  # (that would be another writer's file of the same name)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
     return path
