@@ -313,6 +313,10 @@ def test_c1_and_bidi_controls_in_names_are_refused_at_compress_and_extract(name:
     assert [n for n, _ in info.value.bad] == [name]
     _assert_escaped(str(info.value))
     archive = _archive(tmp_path / "a.lpk", ["ok.png", name, "z.png"])
+    listed = invoke("list", archive)
+    assert listed.exit_code == 0, listed.output
+    assert "\\u" in listed.output or "\\x" in listed.output, listed.output
+    _assert_escaped(listed.output)
     result = invoke("extract", archive, "-o", tmp_path / "out")
     _clean_error(result, "control")
     _assert_escaped(result.output)
