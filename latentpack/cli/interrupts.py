@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import NoReturn
 
@@ -39,7 +40,9 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def install_signal_handlers() -> None:
-    """Make SIGINT, SIGTERM and SIGHUP raise `Interrupted` (those not ignored at start)."""
+    """Make SIGINT, SIGTERM and SIGHUP raise `Interrupted` (those not ignored at start; main thread only)."""
+    if threading.current_thread() is not threading.main_thread():  # signal.signal would raise ValueError
+        return
     for name in _SIGNALS:
         signum = getattr(signal, name, None)
         if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
