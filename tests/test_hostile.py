@@ -3,7 +3,8 @@
 Each test is one attack from outside: a FIFO, socket or device where a file
 is expected, an archive that names itself as an image, a signal mid-run, a
 string that drives the terminal, a closed pipe, an output path that cannot be
-written. Nothing here trains a model: archives come from `archive_factory`.
+written. Archives come from `archive_factory` (no training), but for one
+`compress --skip-bad` of two tiny images.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from latentpack.ops.extract import extract_archive  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
+TINY = ["--epochs", "1", "-y", "2", "--filters", "2", "--batch-size", "4"]
 _RAW = __import__("re").compile(f"[{CONTROLS}]")
 
 
@@ -121,6 +123,18 @@ def test_special_files_in_the_folder_are_listed_by_name_and_never_block(tmp_path
         result = invoke("compress", folder, "-o", tmp_path / "a.lpk")
     _clean_error(result, *made)
     assert not (tmp_path / "a.lpk").exists()
+
+
+def test_skip_bad_leaves_a_fifo_out_and_records_it(tmp_path: Path) -> None:
+    folder = _one_image_folder(tmp_path / "in")
+    Image.fromarray(np.full((8, 8), 200, np.uint8), "L").save(folder / "b.png")
+    os.mkfifo(folder / "pipe.png")
+    with deadline(300):
+        result = invoke("compress", folder, "-o", tmp_path / "a.lpk", "--skip-bad", *TINY)
+    assert result.exit_code == 0, result.output
+    listed = invoke("list", tmp_path / "a.lpk")
+    assert listed.exit_code == 0, listed.output
+    assert "pipe.png (is a FIFO (named pipe), not a regular file" in listed.stderr, listed.stderr
 
 
 def test_open_regular_refuses_a_fifo_swapped_in_after_the_stat(tmp_path: Path, monkeypatch) -> None:
