@@ -160,6 +160,16 @@ def test_an_archive_that_is_not_a_regular_file_is_one_error_line(command: str, k
     assert not (tmp_path / "out").exists()
 
 
+def test_verify_against_a_folder_holding_a_fifo_names_it(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "a.lpk")
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    os.mkfifo(folder / "img_000.png")
+    with deadline(30):
+        result = invoke("verify", archive, folder)
+    _clean_error(result, "img_000.png", "FIFO")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "/dev/null"])
 def test_compress_output_must_be_a_regular_file_even_with_force(kind: str, tmp_path: Path, monkeypatch) -> None:
     folder = _one_image_folder(tmp_path / "in")

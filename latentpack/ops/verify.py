@@ -159,9 +159,9 @@ def _compare(root: Path, name: str, image, digest: bytes | None, recorded: float
     """Compare a decoded image with the folder's file; a reason when they differ."""
     try:
         path = safe_target(root, name)
-        if not path.is_file():
+        if not path.exists():
             return "missing from the folder"
-        original = open_image(path)
+        original = open_image(path)  # a FIFO or device there is refused by name, never opened blocking
     except (ImageReadError, OSError, ValueError) as err:
         return f"the folder's file cannot be read ({err})"
     if digest is not None:
