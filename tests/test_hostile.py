@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -40,7 +41,7 @@ from latentpack.ops.extract import extract_archive  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 TINY = ["--epochs", "1", "-y", "2", "--filters", "2", "--batch-size", "4"]
-_RAW = __import__("re").compile(f"[{CONTROLS}]")
+_RAW = re.compile(f"[{CONTROLS}]")
 
 
 def invoke(*args):
