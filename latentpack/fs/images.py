@@ -170,7 +170,7 @@ def open_image(path: Path | BinaryIO) -> OpenedImage:
     except ImageReadError:
         raise
     except NotRegularFileError as exc:
-        raise ImageReadError(f"is {exc.kind}, not a regular file (it was not opened)") from None
+        raise ImageReadError(f"is {exc.kind}, not a regular file (not read)") from None
     except Image.UnidentifiedImageError:
         raise ImageReadError(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -38,7 +38,7 @@ class NotRegularFileError(LatentpackError, ValueError):
     def __init__(self, path: str | os.PathLike, kind: str, what: str = "file", message: str | None = None):
         self.path = os.fspath(path)
         self.kind = kind
-        super().__init__(message or f"{self.path}: the {what} is {kind}, not a regular file (it was not opened)")
+        super().__init__(message or f"{self.path}: the {what} is {kind}, not a regular file (not read)")
 
 
 def file_kind(mode: int) -> str | None:
