@@ -371,7 +371,8 @@ def test_list_piped_to_head_in_a_shell(many: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["missing", "a file", "read-only"])
-def test_compress_output_folder_problems_fail_before_any_work(case: str, tmp_path: Path, monkeypatch) -> None:
+def test_compress_output_folder_problems_fail_before_any_work(case: str, tmp_path: Path, monkeypatch,
+                                                              request) -> None:
     folder = _one_image_folder(tmp_path / "in")
     parent = tmp_path / "where"
     if case == "a file":
@@ -379,9 +380,11 @@ def test_compress_output_folder_problems_fail_before_any_work(case: str, tmp_pat
     elif case == "read-only":
         parent.mkdir()
         parent.chmod(0o555)
-        if os.access(parent, os.W_OK):
-            parent.chmod(0o755)
-            pytest.skip("this user can write into a read-only folder (root)")
+        if os.access(parent, os.W_OK):  # root: modes do not stop it, an immutable folder does
+            made = subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode == 0
+            request.addfinalizer(lambda: subprocess.run(["chattr", "-i", str(parent)], capture_output=True))
+            if not made or os.access(parent, os.W_OK):
+                pytest.skip("cannot make a folder this user cannot write into (root without chattr)")
     monkeypatch.setattr(compress_module, "read_folder", lambda *a, **k: pytest.fail("read the folder first"))
     result = invoke("compress", folder, "-o", parent / "a.lpk")
     _clean_error(result, str(parent), "not writable" if case == "read-only" else "does not exist")
