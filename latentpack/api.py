@@ -40,8 +40,10 @@ class Archive:
     def __init__(self, path: str | os.PathLike):
         from latentpack.codec.decode import check_decodable_images
         from latentpack.formats import read_archive
+        from latentpack.fs.special import require_regular
 
         self.path = os.fspath(path)
+        require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
         contents = read_archive(path)
         names = contents.images.names
         check_decodable_images(contents, range(len(names)))

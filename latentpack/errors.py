@@ -9,6 +9,7 @@ full disk); any other exception is a bug and keeps its traceback::
       +-- ArchiveError         (latentpack.formats.errors) a file that is not a good archive
       +-- BadImagesError       (the folder reader) input files that cannot be compressed
       +-- UnsafeNameError      (the stored-name rules) a name extraction must refuse
+      +-- NotRegularFileError  (latentpack.fs.special) a FIFO, socket or device where a file must be
 """
 from __future__ import annotations
 

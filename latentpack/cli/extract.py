@@ -5,7 +5,7 @@ import pathlib
 
 import click
 
-from latentpack.cli.options import archive_argument, force_option, progress_factory, user_errors
+from latentpack.cli.options import archive_argument, echo, force_option, progress_factory, user_errors
 
 __all__ = ["extract"]
 
@@ -22,4 +22,4 @@ def extract(archive, names, outdir, force) -> None:
     from latentpack.ops.extract import extract_archive
 
     result = extract_archive(archive, outdir, names, force=force, progress=progress_factory)
-    click.echo(f"Extracted {len(result)} image(s) to {outdir}", err=True)
+    echo(f"Extracted {len(result)} image(s) to {outdir}", err=True)

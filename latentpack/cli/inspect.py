@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from latentpack.cli.format import db, size, times
-from latentpack.cli.options import archive_argument, emit_json, json_option, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, user_errors
 from latentpack.fs.names import display_name
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def print_summary(archive: pathlib.Path, as_json: bool) -> None:
         emit_json(s.as_json())
         return
     lines = _formula_lines(s) + _stored_lines(s) + _file_lines(s) + _record_lines(s)
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 def _formula_lines(s: ArchiveSummary) -> list[str]:
@@ -52,7 +52,7 @@ def _formula_lines(s: ArchiveSummary) -> list[str]:
         else f"no: z + w*y*32 >= x ({times(f['factor'])} of raw)"
     )
     lines = [
-        f"archive            {s.archive}  (format {s.format_version}, {s.writer})",
+        f"archive            {s.archive}  (format {display_name(s.format_version)}, {display_name(s.writer)})",
         f"mode               {s.mode}",
         f"images (w)         {f['w']:,}",
         f"latents/image (y)  {y}",
@@ -118,7 +118,7 @@ def _record_lines(s: ArchiveSummary) -> list[str]:
     """What compress recorded: skipped files, the rate target, the refinement, the model."""
     skipped = s.skipped
     lines = [f"skipped files      {len(skipped)}" + (" (left out with --skip-bad):" if skipped else "")]
-    lines += [f"  {display_name(item['name'])}: {item['reason']}" for item in skipped]
+    lines += [f"  {display_name(item['name'])}: {display_name(item['reason'])}" for item in skipped]
     rc = s.rate_control
     if rc:
         goal = (f"mean PSNR >= {rc['value']:g} dB" if rc["target"] == "psnr" else f"file <= {rc['value']:,} bytes")
@@ -131,5 +131,5 @@ def _record_lines(s: ArchiveSummary) -> list[str]:
                      + (f"error {gain:.2f} dB lower, kept" if r["kept"] else "no gain, not kept"))
     t = s.training
     if t:
-        lines.append("model              " + ", ".join(f"{k}={v}" for k, v in t.items()))
+        lines.append("model              " + ", ".join(f"{k}={display_name(v)}" for k, v in t.items()))
     return lines

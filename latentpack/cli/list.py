@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from latentpack.cli.format import db
-from latentpack.cli.options import archive_argument, emit_json, json_option, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, user_errors
 from latentpack.fs.names import display_name
 
 __all__ = ["list_"]
@@ -21,14 +21,15 @@ def list_(archive, as_json) -> None:
     rows = image_rows(archive)
     skipped = skipped_files(archive)
     if skipped:
-        click.echo(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
-                   + "; ".join(f"{display_name(s['name'])} ({s['reason']})" for s in skipped), err=True)
+        echo(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
+             + "; ".join(f"{display_name(s['name'])} ({display_name(s['reason'])})" for s in skipped), err=True)
     if as_json:
         emit_json(rows)
         return
-    names = [display_name(r["name"]) for r in rows]  # a stored name may hold terminal escapes
+    names = [display_name(r["name"]) for r in rows]  # a stored name may hold terminal escapes (so may any string)
     width = max([len(n) for n in names] + [4])
-    click.echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}")
+    echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}")
     for name, r in zip(names, rows):
         size = f"{r['width']}x{r['height']}"
-        click.echo(f"{name:<{width}}  {size:>11}  {r['mode']:<5} {r['format']:<6} {db(r['psnr']):>10}")
+        mode, fmt = display_name(r["mode"]), display_name(r["format"])
+        echo(f"{name:<{width}}  {size:>11}  {mode:<5} {fmt:<6} {db(r['psnr']):>10}")

@@ -4,7 +4,8 @@ Each command lives in a module of its own (compress, extract, inspect, list,
 verify, bench) that parses its arguments, calls the operation and prints;
 options they share are in `latentpack.cli.options`. Data goes to stdout,
 progress and status to stderr. Exit codes: 0 success, 1 ``Error: ...`` for
-user errors (and a bug's traceback), 2 usage errors.
+user errors (and a bug's traceback), 2 usage errors, 128 + N when stopped by
+signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP), 141 when stdout is closed.
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM and SIGHUP clean up like SIGINT (`latentpack.cli.interrupts`)."""
+    from latentpack.cli.interrupts import install_signal_handlers
+
+    install_signal_handlers()
     cli(prog_name="latentpack")
 
 

@@ -6,8 +6,11 @@ The model options that ``compress`` and ``bench`` share are defined here once
 Error policy (`user_errors`): latentpack's own errors (`LatentpackError`, and
 until the formats branch derives it from that, `ArchiveError`) and the
 operating system's errors about a file (missing, permission, exists, disk
-full) become one ``Error: ...`` line and exit 1. Anything else is a bug: its
-traceback is shown, followed by one line asking to report it.
+full) become one ``Error: ...`` line (control characters escaped) and exit 1.
+An interrupt (SIGINT, SIGTERM, SIGHUP) exits 128 + the signal once its
+partial work is undone, and a closed stdout exits 141 quietly
+(`latentpack.cli.interrupts`). Anything else is a bug: its traceback is
+shown, followed by one line asking to report it.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from typing import Any, Callable
 
 import click
 
+from latentpack.cli.interrupts import exit_broken_pipe, exit_interrupted
 from latentpack.codec.architectures import names as architecture_names
+from latentpack.fs.names import display_text
 
 __all__ = [
     "archive_argument",
@@ -35,6 +40,7 @@ __all__ = [
     "user_errors",
     "report_bug",
     "emit_json",
+    "echo",
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -95,11 +101,18 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except KeyboardInterrupt as exc:  # SIGINT, SIGTERM, SIGHUP: the partial work is undone by now
+            exit_interrupted(exc)
+        except BrokenPipeError:
+            exit_broken_pipe()
+        except click.ClickException as exc:
+            exc.message = display_text(exc.message)
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except (LatentpackError, ArchiveError, FileExistsError, IsADirectoryError, NotADirectoryError,
                 FileNotFoundError, PermissionError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(display_text(str(exc))) from None  # messages may quote archive strings
         except OSError as exc:
             if disk_full_errno(exc) is not None:
                 where = f" writing {exc.filename}" if exc.filename else ""
@@ -107,7 +120,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                     f"no space left on the device{where} ({exc.strerror or exc}); "
                     "the files this command had started were removed, free some space and retry"
                 ) from None
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
+            raise click.ClickException(display_text(f"{exc.strerror or exc}: {exc.filename}" if exc.filename
+                                                    else str(exc))) from None
         except Exception:
             report_bug()
             sys.exit(1)
@@ -115,8 +129,18 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def echo(text: str = "", err: bool = False) -> None:
+    """Print a line (or lines) with every control and bidi character but the newline escaped.
+
+    Everything a command prints that can hold a string from an archive goes
+    through here, so an OSC sequence or a right-to-left override in a name,
+    a root attribute or the training record reaches the terminal as text.
+    """
+    click.echo(display_text(text), err=err)
+
+
 def emit_json(data: Any) -> None:
-    """Print strict JSON (non-finite numbers such as an exact PSNR become null)."""
+    """Print strict JSON (non-finite numbers such as an exact PSNR become null; non-ASCII as ``\\uNNNN``)."""
     from latentpack.ops.inspect import json_ready
 
     click.echo(json.dumps(json_ready(data), indent=2, allow_nan=False))

@@ -5,7 +5,7 @@ import pathlib
 
 import click
 
-from latentpack.cli.options import archive_argument, emit_json, json_option, progress_factory, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, progress_factory, user_errors
 
 __all__ = ["verify"]
 
@@ -30,6 +30,6 @@ def verify(archive, folder, as_json) -> None:
         emit_json(report.as_dict())
     else:
         for line in report.lines():
-            click.echo(line)
+            echo(line)
     if not report.ok:
         raise click.ClickException(report.failure_summary())

@@ -2,7 +2,7 @@
 
 ::
 
-    target -> .NAME.tmp-XXXX (mkstemp, same folder) -> write(tmp) -> check(tmp)
+    target -> .NAME.tmp-XXXX (O_EXCL, same folder) -> write(tmp) -> check(tmp)
            -> chmod (umask) -> fsync -> os.replace -> NAME
 
 The target appears only once it has been written in full and checked; on any
@@ -21,11 +21,14 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable, Optional
 
-__all__ = ["TEMP_PREFIX", "TEMP_INFIX", "write_atomically", "disk_full_errno", "stale_temp_files", "temp_prefix"]
+from latentpack.fs.special import NotRegularFileError, file_kind
+
+__all__ = ["TEMP_PREFIX", "TEMP_INFIX", "write_atomically", "disk_full_errno", "stale_temp_files", "temp_prefix",
+           "current_umask"]
 
 #: A write goes to ``TEMP_PREFIX + NAME + TEMP_INFIX + random`` beside its target (hidden).
 TEMP_PREFIX, TEMP_INFIX = ".", ".tmp-"
@@ -66,7 +69,8 @@ def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
     return []
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -96,18 +100,24 @@ def write_atomically(
     Raises:
         FileExistsError: `path` exists and `force` is False.
         IsADirectoryError: `path` is a directory.
+        NotRegularFileError: `path` is a FIFO, socket or device.
         OSError: a full disk or quota is ``OSError(ENOSPC/EDQUOT/EFBIG, ..., path)``.
         Exception: whatever `write` or `check` raise otherwise.
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    kind = file_kind(path.stat().st_mode) if path.exists() else None
+    if kind is not None:  # a FIFO or a device is never replaced by a regular file, even with force
+        raise NotRegularFileError(path, kind, message=f"refusing to write the {what} to {path}: it is {kind}, "
+                                  "not a regular file (even with force)")
     if path.exists() and not force:
         raise FileExistsError(errno.EEXIST, f"{what} exists (use force to replace it)", str(path))
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # The name is chosen before the file is made (not inside mkstemp), so that a signal at any moment
+    # after the file exists finds it here and removes it.
+    tmp = path.parent / f"{temp_prefix(path)}{secrets.token_hex(4)}"
     try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         try:
             write(tmp)
         except Exception as err:
@@ -117,12 +127,13 @@ def write_atomically(
             raise OSError(code, f"{os.strerror(code)} while writing the {what}", str(path)) from err
         if check is not None:
             check(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except BaseException as err:
+        if not isinstance(err, FileExistsError):  # (that would be another writer's file of the same name)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
     return path

@@ -21,6 +21,7 @@ import numpy as np
 from latentpack.errors import LatentpackError, OptionError
 from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, OpenedImage, open_image, to_working
 from latentpack.fs.names import UnsafeNameError, check_name, display_name
+from latentpack.fs.special import NotRegularFileError, file_kind, open_regular
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive",
@@ -165,7 +166,7 @@ def _name_problem(name: str) -> str | None:
 def is_latentpack_archive(path: Path) -> bool:
     """Whether `path` is an HDF5 file tagged as a latentpack archive (an earlier output, not an input)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or device is not an archive, and is never opened blocking
             if fh.read(8) != b"\x89HDF\r\n\x1a\n":
                 return False
         from latentpack.formats import open_archive  # h5py: only for HDF5 files met in a folder
@@ -303,10 +304,42 @@ def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:
                           "not an archive")
 
 
+def _check_output_folder(archive: Path) -> None:
+    """The folder the archive goes into must exist and be writable (checked before any work)."""
+    parent = archive.parent
+    if not parent.is_dir():
+        raise OptionError(f"cannot write {archive}: its folder {parent} does not exist")
+    effective = os.access in os.supports_effective_ids
+    if not os.access(parent, os.W_OK | os.X_OK, effective_ids=effective):
+        raise OptionError(f"cannot write {archive}: its folder {parent} is not writable "
+                          "(read-only, or no permission)")
+
+
 def check_output_path(folder: Path, archive: Path, force: bool) -> None:
-    """Refuse an ``archive`` that exists (without ``force``), is a folder, or is a file of ``folder``."""
-    if archive.exists() and not force:
-        raise FileExistsError(f"{archive} exists (use --force to replace it)")
-    if archive.is_dir():
+    """Refuse an ``archive`` that cannot or must not be written, before any work.
+
+    Refused: a missing or unwritable folder; an existing folder, FIFO, socket
+    or device (even with ``force``: only a regular file is ever replaced); an
+    existing file without ``force``; a file of ``folder`` that is not an
+    archive.
+
+    Raises:
+        OptionError: the archive's folder is missing or not writable.
+        NotRegularFileError: ``archive`` exists and is a FIFO, socket or device.
+        IsADirectoryError: ``archive`` is a folder.
+        FileExistsError: ``archive`` exists and ``force`` is False.
+    """
+    _check_output_folder(archive)
+    try:
+        mode = os.stat(archive).st_mode
+    except FileNotFoundError:  # absent (or a dangling symlink, which the rename replaces)
+        mode = None
+    kind = file_kind(mode) if mode is not None else None
+    if kind == "a folder":
         raise IsADirectoryError(f"{archive} is a folder")
+    if kind is not None:
+        raise NotRegularFileError(archive, kind, message=f"refusing to write the archive to {archive}: it is {kind}, "
+                                  "not a regular file (only a regular file is replaced, even with --force)")
+    if mode is not None and not force:
+        raise FileExistsError(f"{archive} exists (use --force to replace it)")
     _refuse_replacing_an_input(folder, archive)

@@ -14,13 +14,18 @@ take the nearest colour of their stored palette). Numpy and Pillow only.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile
+
+from latentpack.fs.special import NotRegularFileError, open_regular
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -139,21 +144,24 @@ def natural_image(natural: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(natural if c > 1 else natural[..., 0]), MODE_OF_CHANNELS[c])
 
 
-def open_image(path: Path) -> OpenedImage:
-    """Open, fully decode and normalise one image file.
+def open_image(path: Path | BinaryIO) -> OpenedImage:
+    """Open, fully decode and normalise one image file (a path, or an open binary file).
 
     Pillow's decompression-bomb check stays on (its warning is an error) and
     truncated files are refused (never ``ImageFile.LOAD_TRUNCATED_IMAGES``).
+    A path that is not a regular file (a FIFO, socket or device) is refused
+    without being opened in a way that could block (`latentpack.fs.special`).
 
     Raises:
-        ImageReadError: with the reason (not an image, truncated, unsupported mode, ...).
+        ImageReadError: with the reason (not an image, truncated, unsupported mode,
+            not a regular file, ...).
     """
     lenient = ImageFile.LOAD_TRUNCATED_IMAGES  # another library may have set it; never for our reads
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _source(path) as source:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=ACCEPTED_FORMATS) as img:
+            with Image.open(source, formats=ACCEPTED_FORMATS) as img:
                 img.load()
                 fmt = img.format or "unknown"
                 if getattr(img, "n_frames", 1) > 1:
@@ -161,6 +169,8 @@ def open_image(path: Path) -> OpenedImage:
                 img = img.copy()
     except ImageReadError:
         raise
+    except NotRegularFileError as exc:
+        raise ImageReadError(f"is {exc.kind}, not a regular file (not read)") from None
     except Image.UnidentifiedImageError:
         raise ImageReadError(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -186,6 +196,13 @@ def open_image(path: Path) -> OpenedImage:
         sha256=pixel_sha256(img, palette),
         channels=len(img.getbands()),
     )
+
+
+def _source(path: Path | BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
+    """An open binary file for `open_image`: a path opened with `open_regular` (closed after), a file as is."""
+    if isinstance(path, (str, os.PathLike)):
+        return open_regular(path)
+    return contextlib.nullcontext(path)
 
 
 def to_working(natural: np.ndarray, natural_mode: str, working_mode: str) -> np.ndarray:

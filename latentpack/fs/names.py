@@ -13,32 +13,43 @@ from pathlib import Path, PurePosixPath
 
 from latentpack.errors import LatentpackError
 
-__all__ = ["UnsafeNameError", "check_name", "safe_target", "display_name", "MAX_NAME_BYTES"]
+__all__ = ["UnsafeNameError", "check_name", "safe_target", "display_name", "display_text", "CONTROLS", "MAX_NAME_BYTES"]
 
 MAX_NAME_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: What `display_name` escapes: C0 and C1 controls, DEL, lone surrogates (undecodable bytes).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The one set of characters that can drive a terminal or reorder what it shows: C0 controls, DEL, C1
+#: controls (U+0080-U+009F) and the bidirectional controls (U+200E/F, U+202A-U+202E, U+2066-U+2069).
+CONTROLS = "\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: What a stored name may not hold (checked at compress and at extract).
+_CONTROL = re.compile(f"[{CONTROLS}]")
+#: What `display_name` escapes: those, and lone surrogates (undecodable bytes).
+_UNPRINTABLE = re.compile(f"[{CONTROLS}\ud800-\udfff]")
+
+
+def _escape(m: re.Match) -> str:
+    code = ord(m.group())
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape of the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
 
 
 def display_name(name: str) -> str:
-    """A file name safe to print on a terminal and to encode as UTF-8.
+    """A file name (or any one string from an archive) safe to print on a terminal and to encode as UTF-8.
 
-    Control characters become ``\\xNN`` escapes, and the surrogate escapes
-    that `os.fsdecode` makes of bytes that are not UTF-8 become ``\\xNN`` of
-    the original byte, so a hostile name cannot drive the terminal and an
-    undecodable one cannot crash the printing.
+    C0 and C1 control characters (newline included), DEL and the
+    bidirectional controls become ``\\xNN``/``\\uNNNN`` escapes, and the
+    surrogate escapes that `os.fsdecode` makes of bytes that are not UTF-8
+    become ``\\xNN`` of the original byte, so a hostile string cannot drive
+    the terminal, reorder a line or forge one, and an undecodable name cannot
+    crash the printing.
     """
+    return _UNPRINTABLE.sub(_escape, str(name))
 
-    def escape(m: re.Match) -> str:
-        code = ord(m.group())
-        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape of the byte code - 0xDC00
-            return f"\\x{code - 0xDC00:02x}"
-        return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
 
-    return _UNPRINTABLE.sub(escape, name)
+def display_text(text: str) -> str:
+    """Like `display_name` but newlines are kept: for whole messages and tables about to be printed."""
+    return "\n".join(display_name(line) for line in str(text).split("\n"))
 
 
 class UnsafeNameError(LatentpackError, ValueError):
@@ -70,7 +81,7 @@ def check_name(name: str) -> PurePosixPath:
     if len(encoded) > MAX_NAME_BYTES:
         raise UnsafeNameError(name, f"longer than {MAX_NAME_BYTES} bytes")
     if _CONTROL.search(name):
-        raise UnsafeNameError(name, "contains NUL or control characters")
+        raise UnsafeNameError(name, "contains NUL, control (C0, C1) or bidirectional control characters")
     if "\\" in name:
         raise UnsafeNameError(name, "contains a backslash")
     if name.startswith("/"):

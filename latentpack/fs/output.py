@@ -15,8 +15,10 @@ instead of being held as one `Path` per image.
 """
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
+import stat
 import unicodedata
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from latentpack.fs.atomic import current_umask
 from latentpack.fs.names import UnsafeNameError, display_name, safe_target
 
 __all__ = ["OutputFolder", "check_targets", "target", "write_atomic", "clash_key"]
@@ -34,19 +37,29 @@ def target(root: Path, name: str) -> Path:
     return root.joinpath(*name.split("/"))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Args:
+        path: The target.
+        data: Its bytes.
+        mode: Its permission bits; None: ``0o666 & ~umask``, as ``open`` would make it.
 
     Raises:
         OSError: naming ``path`` (a full disk names no file by itself).
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mode = 0o666 & ~current_umask() if mode is None else mode
+    # The name is chosen before the file is made (not by mkstemp), so that an interrupt (a signal) at any
+    # point after the file exists finds its name here and removes it.
+    tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, mode)  # extracted files follow the umask, like tar's and unzip's
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException as err:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp) and not isinstance(err, FileExistsError):
             os.unlink(tmp)
         if isinstance(err, OSError) and err.filename is None:  # a full disk names no file
             raise OSError(err.errno, err.strerror or str(err), str(path)) from err
@@ -71,7 +84,30 @@ def _parents(key: str) -> Iterator[str]:
         end = key.find("/", end + 1)
 
 
-def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequence[int], force: bool) -> Path:
+def _identities(paths: Sequence[str | os.PathLike]) -> set[tuple[int, int]]:
+    """(device, inode) of each existing path: what no target may be, whatever its name."""
+    found = set()
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def _existing(path: Path) -> os.stat_result | None:
+    """``os.lstat`` of a target, or None when there is nothing there (what `Path.exists` says no to)."""
+    try:
+        return os.lstat(path)
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            return None
+        raise
+
+
+def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequence[int], force: bool,
+                  inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Check the target of every name to write, before anything is written.
 
     Targets are not kept (`target` rebuilds each from its name while
@@ -84,6 +120,9 @@ def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequ
         names: All stored names.
         indices: The names to write.
         force: Whether existing files may be overwritten.
+        inputs: Files the command reads (the archive): a target that is one
+            of them (the same file, by device and inode, whatever the path:
+            a hard link, another letter case) is refused, even with ``force``.
 
     Returns:
         The output folder, symlinks resolved: the root of every target.
@@ -91,12 +130,14 @@ def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequ
     Raises:
         UnsafeNameError: a name breaks a rule of `safe_target`, two names map
             to the same file (case or Unicode normalisation only differing,
-            for case-insensitive disks), or one name is a folder of another.
+            for case-insensitive disks), one name is a folder of another, or
+            a target is one of ``inputs``.
         FileExistsError: targets exist and ``force`` is False.
     """
     seen: dict[str, str] = {}
     existing = 0
     shown: list[str] = []
+    protected = _identities(inputs)
     for i in indices:
         name = names[i]
         where = f"{source}: /images/names entry {i}"
@@ -105,8 +146,11 @@ def check_targets(source: str, outdir: Path, names: Sequence[str], indices: Sequ
         if key in seen:
             raise UnsafeNameError(name, f"maps to the same output file as {seen[key]!r}", where)
         seen[key] = name
-        if path.exists() or path.is_symlink():
-            if path.is_dir() or path.is_symlink() or not force:
+        st = _existing(path)
+        if st is not None:
+            if (st.st_dev, st.st_ino) in protected:
+                raise UnsafeNameError(name, "is the archive being read (extracting would destroy it)", where)
+            if not stat.S_ISREG(st.st_mode) or not force:
                 existing += 1
                 if len(shown) < 5:
                     shown.append(display_name(name))
@@ -142,6 +186,7 @@ class OutputFolder:
         self._made_outdirs = [p for p in [outdir, *outdir.parents] if not p.exists()]
         self._made_dirs: list[Path] = []
         self._created = np.zeros(len(names), dtype=bool)
+        self._mode = 0o666 & ~current_umask()  # read once: reading it sets it for a moment
 
     def __enter__(self) -> "OutputFolder":
         try:
@@ -160,11 +205,11 @@ class OutputFolder:
         """Write the file of name ``i`` (its folders made as needed), atomically."""
         path = target(self.root, self._names[i])
         missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Recorded before they are made, so that an interrupt (a signal) between the two cannot leave one behind.
         self._made_dirs.extend(reversed(missing))
-        is_new = not path.exists()
-        write_atomic(path, data)
-        self._created[i] = is_new
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._created[i] = not path.exists()
+        write_atomic(path, data, self._mode)
 
     def rollback(self) -> None:
         """Remove the files created and the folders made (deepest first)."""

@@ -34,6 +34,7 @@ from latentpack.errors import LatentpackError
 from latentpack.formats import ArchiveContents, ArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, open_image
 from latentpack.fs.output import OutputFolder, check_targets, target
+from latentpack.fs.special import require_regular
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["ExtractResult", "MissingImagesError", "extract_archive", "select_images", "encode_image", "encode_exact"]
@@ -155,18 +156,21 @@ def extract_archive(
 
     Raises:
         ArchiveError: the archive is not valid.
+        NotRegularFileError: the archive is a FIFO, socket or device (not opened).
         MissingImagesError: a requested name is not in the archive.
-        UnsafeNameError: a stored name would write outside ``outdir``, or two
-            names would write the same file.
+        UnsafeNameError: a stored name would write outside ``outdir``, two
+            names would write the same file, or one would write over the
+            archive itself (even with ``force``).
         FileExistsError: a target exists and ``force`` is False.
         DigestMismatchError: (lossless) an image decodes to pixels whose
             sha256 differs from the stored one; nothing wrong is left behind.
     """
+    require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
     contents = read_archive(archive)
     table = contents.images
     indices = select_images(table.names, names)
     outdir = Path(outdir)
-    root = check_targets(os.fspath(archive), outdir, table.names, indices, force)
+    root = check_targets(os.fspath(archive), outdir, table.names, indices, force, inputs=[archive])
     try:
         check_decodable_images(contents, indices)
     except ArchiveError as err:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from latentpack.formats import open_archive
+from latentpack.fs.special import require_regular
 
 __all__ = ["ArchiveSummary", "archive_summary", "image_rows", "skipped_files", "json_ready"]
 
@@ -89,6 +90,7 @@ def archive_summary(path: str | os.PathLike) -> ArchiveSummary:
     Raises:
         ArchiveError: the file is not a valid archive.
     """
+    require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
     with open_archive(path) as ar:
         ar.validate()  # inspect vouches for the whole archive, weights and latents included
         h = ar.header
@@ -229,12 +231,14 @@ def _skipped(training: dict[str, Any]) -> list[dict[str, str]]:
 
 def skipped_files(path: str | os.PathLike) -> list[dict[str, str]]:
     """The files left out at compress time (``compress --skip-bad``), with their reasons."""
+    require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
     with open_archive(path) as ar:
         return _skipped(ar.training)
 
 
 def image_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """One row per image: name, height, width, mode, format, PSNR."""
+    require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
     with open_archive(path) as ar:
         images, psnr = ar.images, ar.quality.psnr
         return [

@@ -24,7 +24,8 @@ from latentpack.formats import read_archive
 from latentpack.fs.images import ImageReadError, natural_pixels, open_image
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
-from latentpack.fs.names import safe_target
+from latentpack.fs.names import display_name, safe_target
+from latentpack.fs.special import require_regular
 
 __all__ = ["PSNR_TOLERANCE", "VerifyReport", "verify_archive"]
 
@@ -69,7 +70,7 @@ class VerifyReport:
         """One line naming what failed."""
         parts = []
         if self.mismatches:
-            shown = ", ".join(f"{n} ({r})" for n, r in self.mismatches[:5])
+            shown = ", ".join(f"{display_name(n)} ({display_name(r)})" for n, r in self.mismatches[:5])
             more = f" and {len(self.mismatches) - 5} more" if len(self.mismatches) > 5 else ""
             parts.append(f"{len(self.mismatches)} image(s) failed: {shown}{more}")
         if self.all_digests_ok is False:
@@ -77,7 +78,7 @@ class VerifyReport:
         return "; ".join(parts)
 
     def lines(self) -> list[str]:
-        """The report as text lines."""
+        """The report as text lines (names and reasons escaped for a terminal)."""
         kind = "lossless" if self.lossless else "lossy"
         out = [f"archive   {self.archive} ({kind})", f"decoded   {self.checked} image(s)"]
         if self.lossless:
@@ -89,9 +90,9 @@ class VerifyReport:
             mean = self.mean_psnr
             worst = min(self.psnr.items(), key=lambda kv: kv[1])
             out.append(f"psnr      mean {'exact' if mean == math.inf else f'{mean:.2f} dB'}, "
-                       f"worst {worst[1]:.2f} dB ({worst[0]})")
+                       f"worst {worst[1]:.2f} dB ({display_name(worst[0])})")
         for name, reason in self.mismatches:
-            out.append(f"FAIL      {name}: {reason}")
+            out.append(f"FAIL      {display_name(name)}: {display_name(reason)}")
         out.append("OK" if self.ok else "FAILED")
         return out
 
@@ -126,7 +127,9 @@ def verify_archive(
 
     Raises:
         ArchiveError: the archive itself is not valid.
+        NotRegularFileError: the archive is a FIFO, socket or device (not opened).
     """
+    require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
     contents = read_archive(archive)
     table = contents.images
     lossless = digest_checked(contents)
@@ -156,9 +159,9 @@ def _compare(root: Path, name: str, image, digest: bytes | None, recorded: float
     """Compare a decoded image with the folder's file; a reason when they differ."""
     try:
         path = safe_target(root, name)
-        if not path.is_file():
+        if not path.exists():
             return "missing from the folder"
-        original = open_image(path)
+        original = open_image(path)  # a FIFO or device there is refused by name, never opened blocking
     except (ImageReadError, OSError, ValueError) as err:
         return f"the folder's file cannot be read ({err})"
     if digest is not None:
