@@ -124,3 +124,22 @@ def test_pixel_coder_refuses_autoencoder_options(tmp_path):
                                       "--lossless-coder", "pixel", "-y", "4"])
     assert result.exit_code == 1 and "Error:" in result.output and "--lossless-coder residual" in result.output
     assert not (tmp_path / "a.lpk").exists()
+
+
+def test_reading_a_pixel_model_archive_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    fixture = Path(__file__).parent / "data" / "archives" / "v1.3" / "pixels-mixed.lpk"
+    code = (
+        "import sys, latentpack\n"
+        "from latentpack.ops.extract import extract_archive\n"
+        "from latentpack.ops.inspect import archive_summary\n"
+        f"extract_archive({str(fixture)!r}, {str(tmp_path / 'out')!r})\n"
+        f"archive_summary({str(fixture)!r}); latentpack.open({str(fixture)!r})[0]\n"
+        "print('tensorflow' in sys.modules or 'keras' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert any((tmp_path / "out").rglob("*.png"))
