@@ -3,6 +3,7 @@
     base.py           the `Codec` interface and what its subclasses share
     codecs.py         the baselines (PNG, WebP, JPEG,
                       AVIF, JPEG XL, xz/zstd of raw pixels, latentpack itself)
+    pca.py            PCA, the linear-autoencoder baseline (numpy, range-coded, every byte counted)
     worker.py         runs one encode or decode in a child process
     harness.py        runs the codecs on a folder and measures each
     report.py         table, JSON and rate-distortion plot

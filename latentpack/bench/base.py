@@ -56,6 +56,10 @@ class Codec(abc.ABC):
         absent = [p for p in self.programs if shutil.which(p) is None]
         return f"{', '.join(absent)} not installed" if absent else None
 
+    def declines(self, folder: Path) -> str | None:
+        """Why this codec does not apply to the images under ``folder`` (e.g. sizes differ), or None."""
+        return None
+
     @abc.abstractmethod
     def encode(self, folder: Path, store: Path) -> dict[str, Any] | None:
         """Compress every image under ``folder`` into the (empty) folder ``store``.

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from latentpack.bench.base import Codec, natural_image_of, store_target, stored_files
+from latentpack.bench.pca import PcaCodec
 from latentpack.fs.folder import scan_folder
 from latentpack.fs.images import open_image
 
@@ -49,6 +50,7 @@ __all__ = [
     "ZstdCodec",
     "LatentpackCodec",
     "LatentpackLosslessCodec",
+    "PcaCodec",
     "CODECS",
     "DEFAULT_QUALITIES",
     "make_codec",
@@ -319,7 +321,7 @@ class LatentpackLosslessCodec(LatentpackCodec):
 CODECS: dict[str, type[Codec]] = {
     cls.name: cls
     for cls in (LatentpackCodec, LatentpackLosslessCodec, PngCodec, WebpLosslessCodec, JxlLosslessCodec, XzCodec, ZstdCodec,
-                WebpCodec, JpegCodec, AvifCodec, JxlCodec)
+                WebpCodec, JpegCodec, AvifCodec, JxlCodec, PcaCodec)
 }
 
 
@@ -337,8 +339,10 @@ def make_codec(name: str, **params: Any) -> Codec:
 
 
 def default_params(name: str, qualities: tuple[int, ...] = DEFAULT_QUALITIES) -> list[dict[str, Any]]:
-    """The settings a baseline is run at: each quality if lossy, one run if lossless."""
+    """The settings a baseline is run at: each quality if lossy (pca: quality / 50 bpp), one run if lossless."""
     cls = CODECS[name]
     if cls.lossless or issubclass(cls, LatentpackCodec):
         return [{}]
+    if issubclass(cls, PcaCodec):
+        return [{"bpp": q / 50} for q in qualities]
     return [{"quality": q} for q in qualities]

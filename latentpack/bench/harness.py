@@ -273,7 +273,7 @@ def _run_entry(codec: Codec, images: Sequence[tuple[str, Path, int]], staged: Pa
                result: BenchResult, sampled: Sequence[int], env: dict[str, str], log: Log) -> Entry:
     """Encode, count, decode and compare one codec at one setting (errors land in the entry)."""
     entry = Entry(codec.name, codec.setting, dict(codec.params))
-    why = codec.missing()
+    why = codec.missing() or codec.declines(staged)
     if why:
         entry.skipped = why
         result.notes.append(f"{codec.name} skipped: {why}")
