@@ -9,6 +9,7 @@ from latentpack.cli.inspect import print_summary
 from latentpack.cli.options import (
     arch_option,
     batch_size_option,
+    emit_json,
     epochs_option,
     filters_option,
     force_option,
@@ -76,7 +77,15 @@ def compress(folder, archive, as_json, digest_bytes, **options) -> None:
                    f"(safe to delete once no other latentpack is writing it): "
                    + ", ".join(display_name(p.name) for p in stale), err=True)
     result = compress_folder(folder, archive, digest_bytes=None if digest_bytes is None else int(digest_bytes), progress=progress_factory, **options)
-    print_summary(result.path, as_json)
+    if as_json:  # the summary inspect --json prints, plus the guard rails' warnings (latentpack.ops.guard_rails)
+        from latentpack.ops.guard_rails import warnings_json
+        from latentpack.ops.inspect import archive_summary
+
+        emit_json({**archive_summary(result.path).as_json(), "warnings": warnings_json(result.warnings)})
+    else:
+        print_summary(result.path, as_json)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     rc = result.contents.training.get("rate_control")
     if rc and not rc["reached"]:
         click.echo(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "

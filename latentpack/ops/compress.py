@@ -39,6 +39,7 @@ from latentpack.formats import write_archive
 from latentpack.formats.schema import WEIGHT_DTYPES, ArchiveContents, DecoderWeights, IndexCodes, Latents
 from latentpack.formats.validate import DIGEST_BYTES
 from latentpack.ops.compress_pixels import LOSSLESS_CODERS, pixel_contents, uses_pixel_model
+from latentpack.ops.guard_rails import GuardWarning, compression_warnings
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
@@ -137,6 +138,7 @@ class CompressResult:
     path: Path
     contents: ArchiveContents
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[GuardWarning] = field(default_factory=list)  # latentpack.ops.guard_rails
 
 
 @dataclass
@@ -309,9 +311,10 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: Com
         t = time.perf_counter()
         write_archive(archive, contents, force=options.force)
         timings["write"] = time.perf_counter() - t
+        warnings = compression_warnings(archive, staged.folder_bytes, contents.quality.mean_psnr, options)
     finally:
         staged.close()
-    return CompressResult(path=archive, contents=contents, timings=timings)
+    return CompressResult(path=archive, contents=contents, timings=timings, warnings=warnings)
 
 
 def compress_folder(
