@@ -20,6 +20,7 @@ from latentpack.bench.report import markdown_table
 from latentpack.cli import cli
 from latentpack.fs.folder import scan_folder
 from latentpack.fs.images import open_image
+from latentpack.metrics import psnr as psnr_of
 
 from conftest import gradient_image
 
@@ -202,3 +203,116 @@ def test_latentpack_lossless_codec_rebuilds_from_its_params() -> None:
     again = make_codec("latentpack-lossless", **json.loads(json.dumps(codec.params)))
     assert again.params == codec.params and again.params["lossless"] is True
     assert again.setting.startswith("lossless")
+
+
+# --- pca: the linear-autoencoder baseline -------------------------------------------------------
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
+
+
+@pytest.fixture(scope="module")
+def pca_runs(tmp_path_factory) -> tuple[Path, list]:
+    """The pca codec at three budgets on the first 200 example digits, through the bench harness."""
+    work = tmp_path_factory.mktemp("pca") / "work"
+    codecs = [make_codec("pca", bytes_per_image=b) for b in (40, 100, 250)]
+    result = run_bench(DIGITS, codecs, limit=200, workdir=work, log=lambda m: None)
+    return work, result.entries
+
+
+def test_pca_decodes_and_every_byte_is_counted(pca_runs) -> None:
+    work, entries = pca_runs
+    for entry, budget in zip(entries, (40, 100, 250)):
+        assert entry.error is None and entry.skipped is None, entry.error
+        stored = work / entry.store / "pca.bin"
+        assert entry.files == 1 and entry.bytes == stored.stat().st_size  # the one file is the whole store
+        d = entry.details
+        assert d["bytes"] == entry.bytes == sum(d["bytes_by_part"].values())
+        assert d["budget_met"] and entry.bytes <= budget * 200 == d["budget_bytes"]
+        assert d["bytes_by_part"]["basis"] == d["k"] * 28 * 28 * 2  # float16, counted
+        assert d["bytes_by_part"]["mean"] == 28 * 28 * 2
+        # the harness's PSNR, on the decoded PNGs, is the one the search predicted
+        assert entry.quality.mean_psnr == pytest.approx(d["search_mean_psnr"], abs=0.01)
+        assert entry.setting == f"<= {budget} B/image"
+
+
+def test_pca_psnr_rises_with_the_budget(pca_runs) -> None:
+    _, entries = pca_runs
+    psnr = [e.quality.mean_psnr for e in entries]
+    ks = [e.details["k"] for e in entries]
+    assert psnr[0] < psnr[1] < psnr[2], psnr
+    assert ks[0] <= ks[1] <= ks[2] and ks[2] >= 8, ks
+    assert 12 < psnr[0] and psnr[2] < 40
+
+
+def test_pca_declines_folders_of_mixed_sizes(mixed_folder: Path) -> None:
+    result = run_bench(mixed_folder, [make_codec("pca", bpp=1.0)], log=lambda m: None)
+    (entry,) = result.entries
+    assert entry.skipped is not None and entry.skipped.startswith("needs images of one size")
+    assert entry.bytes is None and any(n.startswith("pca skipped") for n in result.notes)
+
+
+def test_pca_round_trip_rgb_and_an_unreachable_budget(tmp_path: Path) -> None:
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(6):
+        arr = np.stack([np.asarray(gradient_image(rng, 12)) for _ in range(3)], axis=2)
+        Image.fromarray(arr, "RGB").save(folder / f"c{i}.png")
+    Image.fromarray(np.asarray(gradient_image(rng, 12)), "L").save(folder / "grey.png")  # widened to RGB
+    roomy, tight = make_codec("pca", bytes_per_image=2000), make_codec("pca", bytes_per_image=1)
+    store, restored = tmp_path / "store", tmp_path / "restored"
+    store.mkdir()
+    facts = roomy.encode(folder, store)
+    roomy.decode(store, restored)
+    from latentpack.bench.harness import _restored_pixels
+
+    for rel, path in scan_folder(folder):
+        original = open_image(path)
+        back = _restored_pixels(restored / (rel + ".png"), original.natural_mode)
+        assert back.shape == original.natural.shape and psnr_of(original.natural, back) > 30, rel
+    assert facts["budget_met"] and facts["k"] >= 1
+    (tmp_path / "tight").mkdir()
+    facts = tight.encode(folder, tmp_path / "tight")  # nothing fits in 7 bytes: the mean alone, said so
+    assert facts["k"] == 0 and not facts["budget_met"]
+    tight.decode(tmp_path / "tight", tmp_path / "tight-restored")
+    assert len(list((tmp_path / "tight-restored").glob("*.png"))) == 7
+
+
+@pytest.mark.parametrize("names", [
+    ["00000.png", "00001.png", "00002.png", "00010.png"],
+    ["a/img9.png", "a/img10.png", "b/x.png", "b/x2.png", "b/x1.png", "nodigits", "é/ü7.tif"],
+    ["test/7/00000.png", "test/7/00017.png", "test/8/00003.png", "9"],
+])
+def test_pca_names_pack_unpack_identity(names: list[str]) -> None:
+    from latentpack.bench.pca_file import pack_names, unpack_names
+
+    assert unpack_names(pack_names(names)) == names
+
+
+def test_pca_names_of_numbered_files_cost_almost_nothing() -> None:
+    from latentpack.bench.pca_file import pack_names
+
+    assert len(pack_names([f"{i:05d}.png" for i in range(2000)])) < 60
+
+
+@pytest.mark.parametrize("cut", [0, 3, 39, 41, -1])
+def test_pca_file_truncated_is_refused(tmp_path: Path, cut: int) -> None:
+    from latentpack.bench.pca_file import read_pca
+
+    codec = make_codec("pca", bytes_per_image=300)
+    codec.encode(DIGITS / "0", tmp_path)
+    data = (tmp_path / "pca.bin").read_bytes()
+    with pytest.raises(ValueError, match="PCA baseline file"):
+        read_pca(data[:cut])
+
+
+def test_bench_command_sweeps_pca_through_the_qualities(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", str(DIGITS), "--codecs", "pca", "--qualities", "25,50", "--limit", "60",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(out.read_text())["entries"]
+    assert [e["setting"] for e in entries] == ["<= 0.5 bpp", "<= 1 bpp"]
+    assert all(e["bytes"] <= e["params"]["bpp"] * 60 * 784 / 8 for e in entries)
+    assert entries[0]["mean_psnr"] < entries[1]["mean_psnr"]
+    assert "pca" in result.output

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, PngImagePlugin
+from PIL import PngImagePlugin
 
 from latentpack.cli import cli
 from latentpack.ops.compress import CompressOptions

@@ -161,7 +161,7 @@ def choose_rate_point(x: np.ndarray, mean: np.ndarray, axes: np.ndarray, budget:
     if len(basis):
         cumulative[:, 1:] = np.cumsum([_rate_by_component(c, s) for s in STEPS], axis=1)
     best: PcaChoice | None = None
-    for k in (k for k in COMPONENTS if k <= len(basis)):
+    for k in sorted({k for k in COMPONENTS if k <= len(basis)} | {len(basis)}):  # and every axis, on small folders
         sizes = fixed + 2 * k * d + cumulative[:, k] + 8  # + the stream's last words
         fits = np.flatnonzero(sizes <= budget)
         if k == 0 or len(fits):
