@@ -105,7 +105,9 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
     worst PSNR, compress and extract wall time and peak memory (each in a
     process of its own). Baselines: PNG, WebP (lossy and lossless), JPEG, AVIF
     (Pillow); JPEG XL (cjxl), xz -9 and zstd -19 of the raw pixels when those
-    programs are installed (skipped with a note when not).
+    programs are installed (skipped with a note when not); PCA, a linear
+    autoencoder with every byte counted, on equal-sized images (a quality q is
+    a budget of q/50 bits per pixel).
     """
     from latentpack.bench.harness import run_bench
 
