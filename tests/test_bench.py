@@ -251,6 +251,15 @@ def test_pca_declines_folders_of_mixed_sizes(mixed_folder: Path) -> None:
     assert entry.bytes is None and any(n.startswith("pca skipped") for n in result.notes)
 
 
+def test_pca_declines_a_fit_too_large(tiny_folder: Path, monkeypatch) -> None:
+    import latentpack.bench.pca as pca
+
+    codec = make_codec("pca", bpp=1.0)
+    assert codec.declines(tiny_folder) is None  # 12 images of 256 values
+    monkeypatch.setattr(pca, "MAX_FIT", 11)
+    assert codec.declines(tiny_folder) == "12 images of 256 values: more than PCA fits here (--limit 11)"
+
+
 def test_pca_round_trip_rgb_and_an_unreachable_budget(tmp_path: Path) -> None:
     folder = tmp_path / "rgb"
     folder.mkdir()

@@ -31,13 +31,15 @@ from latentpack.bench.pca_file import HEADER, component_counts, pack_names, read
 from latentpack.fs.folder import scan_folder
 from latentpack.fs.images import ACCEPTED_FORMATS, natural_image, open_image, to_working
 
-__all__ = ["PcaCodec", "PcaChoice", "fit_pca", "choose_rate_point", "STORE_NAME", "COMPONENTS", "STEPS"]
+__all__ = ["PcaCodec", "PcaChoice", "fit_pca", "choose_rate_point", "STORE_NAME", "COMPONENTS", "STEPS", "MAX_FIT"]
 
 STORE_NAME = "pca.bin"
 #: Components tried (those up to the folder's rank): the anchor's, plus a few small ones.
 COMPONENTS = (0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 #: Steps tried: the anchor's (4 to 256, about 1.5 apart) and 1 to 2048 in factors of 2**(1/4).
 STEPS = tuple(sorted({4.0, 6.0, 12.0, 24.0, 48.0, 96.0, 192.0} | {float(f"{2 ** (i / 4):.4g}") for i in range(45)}))
+#: The largest matrix eigen-decomposed (covariance or Gram): min(images, values per image).
+MAX_FIT = 8192
 _ROWS = 4096  # images handled at once where an (n, d) float64 temporary would grow with the folder
 
 
@@ -189,13 +191,23 @@ class PcaCodec(Codec):
         return f"<= {self.params.get('bpp', 1.0):g} bpp"
 
     def declines(self, folder: Path) -> str | None:
+        """Images of more than one size, or too many images of too many values for an exact PCA here."""
         sizes: set[tuple[int, int]] = set()
+        count = bands = 0
         for _, path in scan_folder(folder):
-            with Image.open(path, formats=ACCEPTED_FORMATS) as image:
-                sizes.add(image.size)
+            try:
+                with Image.open(path, formats=ACCEPTED_FORMATS) as image:
+                    sizes.add(image.size)
+                    bands = max(bands, 4 if image.mode.startswith("P") else len(image.getbands()))
+            except (OSError, SyntaxError, ValueError):  # not an image: the harness leaves it out too
+                continue
+            count += 1
             if len(sizes) > 1:
                 shown = " and ".join(f"{w}x{h}" for w, h in sorted(sizes))
                 return f"needs images of one size (this folder has {shown})"
+        (w, h), = sizes or {(0, 0)}
+        if min(count, w * h * bands) > MAX_FIT:
+            return f"{count:,} images of {w * h * bands:,} values: more than PCA fits here (--limit {MAX_FIT})"
         return None
 
     def budget_bytes(self, n: int, pixels_per_image: int) -> float:
