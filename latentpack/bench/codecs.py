@@ -231,6 +231,8 @@ class TarCodec(Codec):
                         continue
                     data = tar.extractfile(member).read()
                     store_target(restored, member.name).write_bytes(data)
+            while proc.stdout.read(1 << 16):  # the tar's end padding: unread, the program dies of SIGPIPE
+                pass
         finally:
             proc.stdout.close()
             code = proc.wait()
