@@ -254,8 +254,8 @@ def test_pca_declines_folders_of_mixed_sizes(mixed_folder: Path) -> None:
 def test_pca_declines_a_fit_too_large(tiny_folder: Path, monkeypatch) -> None:
     import latentpack.bench.pca as pca
 
-    codec = make_codec("pca", bpp=1.0)
-    assert codec.declines(tiny_folder) is None  # 12 images of 256 values
+    codec = make_codec("pca", bpp=4.0)
+    assert codec.declines(tiny_folder) is None  # 12 images of 256 values, room for the mean
     monkeypatch.setattr(pca, "MAX_FIT", 11)
     assert codec.declines(tiny_folder) == "12 images of 256 values: more than PCA fits here (--limit 11)"
 
@@ -280,6 +280,7 @@ def test_pca_round_trip_rgb_and_an_unreachable_budget(tmp_path: Path) -> None:
         back = _restored_pixels(restored / (rel + ".png"), original.natural_mode)
         assert back.shape == original.natural.shape and psnr_of(original.natural, back) > 30, rel
     assert facts["budget_met"] and facts["k"] >= 1
+    assert tight.declines(folder) == "a budget of 7 bytes in all is less than the float16 mean alone (864 bytes)"
     (tmp_path / "tight").mkdir()
     facts = tight.encode(folder, tmp_path / "tight")  # nothing fits in 7 bytes: the mean alone, said so
     assert facts["k"] == 0 and not facts["budget_met"]

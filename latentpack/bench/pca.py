@@ -191,7 +191,7 @@ class PcaCodec(Codec):
         return f"<= {self.params.get('bpp', 1.0):g} bpp"
 
     def declines(self, folder: Path) -> str | None:
-        """Images of more than one size, or too many images of too many values for an exact PCA here."""
+        """Images of more than one size, too many images of too many values, or a budget below the mean's bytes."""
         sizes: set[tuple[int, int]] = set()
         count = bands = 0
         for _, path in scan_folder(folder):
@@ -208,6 +208,9 @@ class PcaCodec(Codec):
         (w, h), = sizes or {(0, 0)}
         if min(count, w * h * bands) > MAX_FIT:
             return f"{count:,} images of {w * h * bands:,} values: more than PCA fits here (--limit {MAX_FIT})"
+        budget, mean_bytes = self.budget_bytes(count, w * h), 2 * w * h * bands
+        if count and budget < mean_bytes:
+            return f"a budget of {budget:,.0f} bytes in all is less than the float16 mean alone ({mean_bytes:,} bytes)"
         return None
 
     def budget_bytes(self, n: int, pixels_per_image: int) -> float:
