@@ -44,19 +44,27 @@ __all__ = ["compress"]
 @click.option("--codes", type=click.Choice(["encoder", "index"]), default="encoder", show_default=True,
               help="index: image i's code is generated from i and not stored; only a decoder is trained.")
 @click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Quantisation step of the latents. Default: chosen (lossy: within 0.1 dB; lossless: fewest bits).")
+              help="Quantisation step of the latents. Default: 1 with --objective rd (what training assumed); "
+                   "else chosen (lossy: within 0.1 dB; lossless: fewest bits).")
 @click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default=None,
               help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too). "
                    "Default: 4 with --lossless (every image is checked when extracted), else 32.")
 @click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
-              help="Target mean PSNR: the coarsest latent step that reaches it (lossy).")
+              help="Target mean PSNR (lossy): lambda is steered toward it in training, then the coarsest latent "
+                   "step that reaches it.")
 @click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
               help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
 @click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
               help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
 @click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default=None,
               help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them). "
-                   "Default: float16 with --max-size/--ratio, else float32.")
+                   "Default: float16 when lossy with an encoder or with --max-size/--ratio, else float32.")
+@click.option("--objective", type=click.Choice(["rd", "mse"]), default="rd", show_default=True,
+              help="rd: train for the latents' coded bits plus lambda times the pixel error (lossy); "
+                   "mse: for the pixel error alone, the latent step chosen afterwards.")
+@click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True), default=None, metavar="L",
+              help="Rate-distortion trade-off: higher is sharper and larger. Default: 2000 (about 30 dB on "
+                   "digits), or steered toward --quality, --max-size or --ratio.")
 @click.option("--refine-steps", type=click.IntRange(min=0), default=None, metavar="N",
               help="Fine-tune the decoder on the quantised latents (mlp, dense). Default: a tenth of the training "
                    "steps; 0: off. Kept only if it lowers the error.")

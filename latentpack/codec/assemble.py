@@ -67,13 +67,15 @@ class TrainingRecord:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refine: dict[str, Any] | None = None
     rate_control: RateChoice | None = None
+    rate_distortion: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, design: CodecDesign, trained: Any, options: Any, timings: dict[str, float],
            skipped: list[tuple[str, str]]) -> TrainingRecord:
         """The record of a training (`TrainResult`) run with these compress options."""
         return cls(design, trained.epochs, trained.steps_per_epoch, options.batch_size, options.seed, trained.loss,
-                   options.codes, options.lossless, timings, list(skipped))
+                   options.codes, options.lossless, timings, list(skipped),
+                   rate_distortion=getattr(trained, "rate_distortion", None))
 
     def as_json(self, step: float, prediction_mean_psnr: float) -> dict[str, Any]:
         """The stored record, for an archive coded at ``step`` whose prediction has that mean PSNR."""
@@ -91,6 +93,9 @@ class TrainingRecord:
             out["skipped"] = [{"name": name, "reason": reason} for name, reason in self.skipped]
         if self.rate_control is not None:
             out["rate_control"] = self.rate_control.as_json()
+        if self.rate_distortion is not None:
+            out["objective"] = "rd"
+            out["rate_distortion"] = dict(self.rate_distortion)
         return out
 
 

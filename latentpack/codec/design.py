@@ -35,6 +35,9 @@ SIZE_DECODER_SHARE = 0.35
 #: With a file-size target: coded bits planned per latent scalar (at the step
 #: that costs about 0.1 dB, a trained latent takes 5 to 8 bits).
 SIZE_BITS_PER_LATENT = 6.0
+#: Rate-distortion training: ``y`` is this many times the default, up to `RD_MAX_LATENTS`.
+RD_LATENT_FACTOR = 2
+RD_MAX_LATENTS = 256
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def design_codec(
     filters: int | None = None,
     byte_budget: int | None = None,
     weight_bytes: int = 4,
+    rate_distortion: bool = False,
 ) -> CodecDesign:
     """Choose architecture, latent size and decoder capacity for a folder.
 
@@ -173,6 +177,11 @@ def design_codec(
             least 2, at most the default). A design that already fits is
             kept.
         weight_bytes: Bytes per stored decoder weight (4 float32, 2 float16).
+        rate_distortion: The design is trained for rate and distortion
+            (`latentpack.codec.rd`): ``y`` (unless given) is `RD_LATENT_FACTOR`
+            times the architecture's default, at most `RD_MAX_LATENTS`, and a
+            size target plans the decoder's share only (training spends the
+            rate on the latents it needs; unused ones cost almost nothing).
 
     Returns:
         The design.
@@ -193,6 +202,11 @@ def design_codec(
             # no width of it fits the budget (a small folder), the
             # convolutional one reaches the same quality with fewer weights.
             arch = "mlp" if plan.widest("mlp") else "dense"
+    kind = architectures.get(arch)
+    if rate_distortion and latent_dims is None and kind.one_vector:
+        base = kind.default_latent_dims(h, w, OUTPUT_MODES[mode])
+        latent_dims = int(min(RD_MAX_LATENTS, max(8, RD_LATENT_FACTOR * base)))
+        plan = _Planner(h, w, mode, x_bits, latent_dims, weight_bytes)
     design = plan.build(arch, filters) if filters is not None else plan.widest(arch) or plan.narrowest(arch)
     if byte_budget is None or not design.one_vector or _planned_bytes(design, len(shapes), weight_bytes) <= byte_budget:
         return design
@@ -200,7 +214,7 @@ def design_codec(
     # SIZE_DECODER_SHARE of the bytes, y what the rest buys; what the caller gave stays.
     if filters is None:
         design = plan.widest(arch, SIZE_DECODER_SHARE * byte_budget) or plan.narrowest(arch)
-    if latent_dims is None:
+    if latent_dims is None and not rate_distortion:
         left_bits = 8 * (byte_budget - design.decoder_scalars * weight_bytes)
         y = int(min(design.latent_dims, max(2, round(left_bits / (len(shapes) * SIZE_BITS_PER_LATENT)))))
         design = plan.build(arch, design.filters, y)

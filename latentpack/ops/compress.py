@@ -27,108 +27,24 @@ from typing import Any
 import numpy as np
 
 from latentpack.codec.assemble import TrainingRecord, assemble_contents, metadata_estimate
-from latentpack.codec.design import ARCHS, CodecDesign, design_codec
+from latentpack.codec.design import CodecDesign, design_codec
 from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize
-from latentpack.codec import rate
+from latentpack.codec import rate, rd
 from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
-from latentpack.codec.rate import RateChoice, RateTarget
+from latentpack.codec.rate import RateChoice
 from latentpack.codec.runtime.reconstruct import load_decoder
 from latentpack.errors import OptionError
 from latentpack.fs.folder import ImageFolder, check_output_path, read_folder
 from latentpack.formats import write_archive
-from latentpack.formats.schema import WEIGHT_DTYPES, ArchiveContents, DecoderWeights, IndexCodes, Latents
-from latentpack.formats.validate import DIGEST_BYTES
-from latentpack.ops.compress_pixels import LOSSLESS_CODERS, pixel_contents, uses_pixel_model
+from latentpack.formats.schema import ArchiveContents, DecoderWeights, IndexCodes, Latents
+from latentpack.ops.compress_options import (CODES, DEFAULT_BATCH_SIZE, DEFAULT_DIGEST_BYTES,
+                                             DEFAULT_LOSSLESS_DIGEST_BYTES, CompressOptions)
+from latentpack.ops.compress_pixels import pixel_contents, uses_pixel_model
 from latentpack.ops.guard_rails import GuardWarning, compression_warnings
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
            "DEFAULT_DIGEST_BYTES", "DEFAULT_LOSSLESS_DIGEST_BYTES"]
-
-DEFAULT_BATCH_SIZE = 128
-#: Where latents come from: an encoder, or a rule applied to the image's index.
-CODES = ("encoder", "index")
-#: Stored bytes of each image's sha256 by default: full ones in lossy archives; 4 in lossless ones,
-#: whose every image is checked at extraction, plus /images/sha256_all over all full digests
-#: (28 bytes less per image: on 28x28 digits the difference between beating xz and not).
-DEFAULT_DIGEST_BYTES = 32
-DEFAULT_LOSSLESS_DIGEST_BYTES = 4
-
-
-@dataclass(frozen=True)
-class CompressOptions:
-    """How to compress a folder (the arguments of `compress_folder`, which documents each).
-
-    Raises:
-        OptionError: from `checked`, naming the option that cannot work.
-    """
-
-    latent_dims: int | None = None
-    epochs: int | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    arch: str = "auto"
-    filters: int | None = None
-    seed: int = 0
-    force: bool = False
-    skip_bad: bool = False
-    lossless: bool = False
-    codes: str = "encoder"
-    latent_step: float | None = None
-    digest_bytes: int | None = None
-    quality: float | None = None
-    max_bytes: int | None = None
-    ratio: float | None = None
-    weight_dtype: str | None = None
-    refine_steps: int | None = None
-    lossless_coder: str = "auto"
-    progress: ProgressFactory | None = None
-
-    @property
-    def rate_target(self) -> RateTarget:
-        """The quality or size target (checked)."""
-        return RateTarget(psnr=self.quality, max_bytes=self.max_bytes, ratio=self.ratio)
-
-    @property
-    def stored_weight_dtype(self) -> str:
-        """``weight_dtype``, or its default: ``float16`` for a size target, else ``float32``."""
-        if self.weight_dtype is not None:
-            return self.weight_dtype
-        # a size target wants the smallest file: float16 weights cost no measurable PSNR (README)
-        target = self.rate_target
-        return "float16" if target.active and target.psnr is None else "float32"
-
-    @property
-    def stored_digest_bytes(self) -> int:
-        """``digest_bytes``, or its default: `DEFAULT_LOSSLESS_DIGEST_BYTES` when lossless, else 32."""
-        if self.digest_bytes is not None:
-            return self.digest_bytes
-        return DEFAULT_LOSSLESS_DIGEST_BYTES if self.lossless else DEFAULT_DIGEST_BYTES
-
-    def check(self) -> None:
-        """Refuse option values that cannot work (the first one met, as `compress_folder` documents)."""
-        if self.arch not in ARCHS:
-            raise OptionError(f"`arch` must be one of {list(ARCHS)}, got {self.arch!r}")
-        if self.batch_size < 1:
-            raise OptionError(f"`batch_size` must be >= 1, got {self.batch_size}")
-        if self.epochs is not None and self.epochs < 1:
-            raise OptionError(f"`epochs` must be >= 1, got {self.epochs}")
-        if self.codes not in CODES:
-            raise OptionError(f"`codes` must be one of {list(CODES)}, got {self.codes!r}")
-        if self.latent_step is not None and not (self.latent_step > 0 and np.isfinite(self.latent_step)):
-            raise OptionError(f"`latent_step` must be a positive number, got {self.latent_step}")
-        if self.stored_digest_bytes not in DIGEST_BYTES:
-            raise OptionError(f"`digest_bytes` must be one of {list(DIGEST_BYTES)}, got {self.digest_bytes}")
-        if self.refine_steps is not None and self.refine_steps < 0:
-            raise OptionError(f"`refine_steps` must be >= 0, got {self.refine_steps}")
-        if self.lossless_coder not in LOSSLESS_CODERS:
-            raise OptionError(f"`lossless_coder` must be one of {list(LOSSLESS_CODERS)}, got {self.lossless_coder!r}")
-        target = self.rate_target
-        if self.stored_weight_dtype not in WEIGHT_DTYPES:
-            raise OptionError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
-        if target.active and (self.lossless or self.codes == "index" or self.latent_step is not None):
-            raise OptionError("a rate target (quality, max_bytes, ratio) needs lossy coded latents: "
-                              "not with `lossless`, `codes` index or `latent_step`")
-        uses_pixel_model(self)  # refuses the pixel coder with an autoencoder's options
 
 
 @dataclass
@@ -152,6 +68,7 @@ class _Compression:
     design: CodecDesign | None = None
     decoder: DecoderWeights | None = None
     encoder: Any = None
+    density: Any = None
     record: TrainingRecord | None = None
     float_latents: Latents | None = None
 
@@ -163,7 +80,7 @@ class _Compression:
             [(im.height, im.width) for im in self.staged.images], self.staged.working_mode,
             arch=o.arch, latent_dims=o.latent_dims, filters=o.filters,
             byte_budget=None if budget is None else max(1, budget - metadata_estimate(len(self.staged), o.stored_digest_bytes)),
-            weight_bytes=2 if o.stored_weight_dtype == "float16" else 4,
+            weight_bytes=2 if o.stored_weight_dtype == "float16" else 4, rate_distortion=o.rate_distortion,
         )
 
     def train(self) -> None:
@@ -179,13 +96,32 @@ class _Compression:
             codes = self.index_coded().values.reshape(w, 1, 1, -1)
             trained = train.train_decoder(self.staged, self.design, codes, epochs=epochs, batch_size=o.batch_size,
                                           seed=o.seed, progress=self.progress)
+        elif o.rate_distortion:
+            lmbda, target = self.rd_plan()
+            from latentpack.codec.keras import train_rd
+
+            trained = train_rd.train_rd_autoencoder(self.staged, self.design, lmbda=lmbda, target=target, epochs=epochs,
+                                                 batch_size=o.batch_size, seed=o.seed, progress=self.progress)
         else:
             trained = train.train_autoencoder(self.staged, self.design, epochs=epochs, batch_size=o.batch_size,
                                               seed=o.seed, progress=self.progress)
         self.decoder = trained.decoder.as_stored(o.stored_weight_dtype)  # before anything measures it
         self.encoder = trained.encoder
+        self.density = getattr(trained, "density", None)
         self.record = TrainingRecord.of(self.design, trained, o, self.timings, self.staged.skipped)
         self.timings["train"] = time.perf_counter() - t
+
+    def rd_plan(self) -> tuple[float, tuple[str, float] | None]:
+        """Rate-distortion training: the first lambda, and the PSNR or rate it is steered toward (if any)."""
+        o, target = self.options, self.options.rate_target
+        if target.psnr is not None:
+            return o.lmbda or rd.lambda_for_psnr(target.psnr), rd.steering_target(psnr=target.psnr)
+        budget = target.byte_budget(self.staged.x_bits // 8)
+        if budget is None:
+            return o.lmbda or rd.DEFAULT_LAMBDA, None
+        weight_bytes = 2 if o.stored_weight_dtype == "float16" else 4
+        left = budget - metadata_estimate(len(self.staged), o.stored_digest_bytes) - self.design.decoder_scalars * weight_bytes
+        return o.lmbda or rd.DEFAULT_LAMBDA, rd.steering_target(latent_bytes=left, samples=self.staged.x_bits // 8)
 
     def index_coded(self) -> CodedLatents:
         """``--codes index``: image i's codes generated from i (nothing stored per image)."""
@@ -204,6 +140,10 @@ class _Compression:
 
         t = time.perf_counter()
         self.float_latents = train.encode_folder(self.encoder, self.staged, self.design, progress=self.progress)
+        if self.density is not None:  # what the learned density predicts the coded latents take, at step 1
+            from latentpack.codec.keras.train_rd import predicted_bits
+
+            self.record.rate_distortion["predicted_bits"] = predicted_bits(self.density, self.float_latents)
         self.timings["encode"] = time.perf_counter() - t
 
     def refine_at(self, step: float) -> bool:
@@ -240,6 +180,8 @@ def _choose_and_assemble(run: _Compression) -> ArchiveContents:
         t = time.perf_counter()
         if o.latent_step:
             step = o.latent_step
+        elif o.rate_distortion:
+            step = 1.0  # the step the latents were trained for
         elif o.lossless:
             step = rate.lossless_step(run.staged, run.decoder, latents)
         else:
@@ -249,7 +191,8 @@ def _choose_and_assemble(run: _Compression) -> ArchiveContents:
         run.refine_at(step)
         return run.assemble(coded)
     t = time.perf_counter()
-    grid = rate.step_grid(float(np.std(latents.values)), float(np.max(np.abs(latents.values))))
+    latent_max = float(np.max(np.abs(latents.values))) if latents.values.size else None
+    grid = rd.rd_step_grid(latent_max) if o.rate_distortion else rate.step_grid(float(np.std(latents.values)), latent_max)
     budget = target.byte_budget(run.staged.x_bits // 8)
     if target.psnr is not None:
         k = rate.quality_index(run.staged, load_decoder(run.decoder), latents, grid, target.psnr)
@@ -339,6 +282,8 @@ def compress_folder(
     weight_dtype: str | None = None,
     refine_steps: int | None = None,
     lossless_coder: str = "auto",
+    objective: str = "rd",
+    lmbda: float | None = None,
     progress: ProgressFactory | None = None,
 ) -> CompressResult:
     """Train an autoencoder on a folder and write its archive.
@@ -346,43 +291,7 @@ def compress_folder(
     Args:
         folder: The image folder (read recursively; hidden files skipped).
         archive: The archive to write.
-        latent_dims: ``y`` for mlp and dense, latent channels for conv; None picks.
-        epochs: Training epochs; None picks about 24,000 (mlp) or 12,000
-            optimiser steps.
-        batch_size: Images (or patches) per training step.
-        arch: ``auto`` or a registered architecture (``mlp``, ``dense``, ``conv``).
-        filters: Decoder width; None picks from the size budget.
-        seed: Random seed (same folder and seed give the same archive
-            contents on the same machine).
-        force: Replace an existing archive (never an input image: an
-            existing file inside ``folder`` must be a latentpack archive).
-        skip_bad: Leave out the files that cannot be used instead of
-            failing; their names and reasons go into the archive's training
-            record (``skipped``).
-        lossless: Store every image bit-exact.
-        lossless_coder: ``pixel`` (a learned per-pixel model), ``residual`` (an autoencoder's
-            prediction plus residuals), ``auto``: ``pixel`` unless an autoencoder option is given.
-        codes: ``encoder`` (train an encoder, store coded latents) or
-            ``index`` (image i's code is generated from i and not stored;
-            equal-sized images only).
-        latent_step: Quantisation step of the latents; None chooses.
-        digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32; None: 4 if lossless, else 32;
-            below 32 a digest of all full digests is kept too).
-        quality: Target mean PSNR in dB: the coarsest latent step that
-            reaches it (see `latentpack.codec.rate`).
-        max_bytes: Target file size: the finest latent step whose archive
-            is at most this many bytes.
-        ratio: Target ratio to the raw pixels (``max_bytes = raw / ratio``).
-        weight_dtype: How the decoder weights are stored: ``float32``, or
-            ``float16`` (half the bytes; format 1.2); None picks ``float16``
-            for a size target (``max_bytes``, ``ratio``), else ``float32``. The weights are rounded
-            right after training, so the latent step, the lossless
-            prediction and the recorded PSNR all use what ``extract`` runs.
-        refine_steps: Steps of decoder refinement on the quantised latents
-            once the step is chosen (``mlp`` and ``dense`` with an encoder);
-            None: a tenth of the training steps; 0: none. The refined
-            decoder is kept only if it lowers the folder's error.
-        progress: Optional ``progress(label, total)`` factory.
+        latent_dims, epochs, ...: the options, each documented in `CompressOptions`.
 
     Returns:
         The written path, the archive's contents and the timings.

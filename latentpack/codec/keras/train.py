@@ -5,7 +5,8 @@ not grow with the number of images. ``dense`` designs train on whole images;
 ``conv`` designs train on random square patches (edge-padded where an image is
 smaller) and encode each whole image, edge-padded to a multiple of the stride.
 
-    x (uint8) -> /255 -> g_a -> y -> g_s -> x_hat,  loss = MSE(x, x_hat)
+    x (uint8) -> /255 -> g_a -> y -> g_s -> x_hat,  loss = MSE(x, x_hat)             (``train_autoencoder``)
+    x -> g_a -> y + noise -> g_s -> x_hat,  loss = bits + lambda * MSE        (`latentpack.codec.keras.train_rd`)
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, pad_t
 from latentpack.codec.keras.model import build_autoencoder, build_model, export_decoder, load_decoder_weights  # noqa: E402
 from latentpack.formats.schema import DecoderWeights, Latents  # noqa: E402
 
-__all__ = ["TrainResult", "RefineResult", "train_autoencoder", "train_decoder", "refine_decoder", "encode_folder",
-           "default_epochs", "default_refine_steps"]
+__all__ = ["TrainResult", "RefineResult", "train_autoencoder",  "train_decoder", "refine_decoder", "encode_folder",
+           "default_epochs", "default_refine_steps", "training_data", "seeded"]
 
 MAX_EPOCHS = 300
 #: ``default_refine_steps``: decoder refinement gets this fraction of the training steps.
@@ -52,6 +53,9 @@ class TrainResult:
     epochs: int = 0
     steps_per_epoch: int = 0
     seconds: float = 0.0
+    #: Rate-distortion training (`latentpack.codec.keras.train_rd`): its record, and the learned density.
+    rate_distortion: dict | None = None
+    density: keras.layers.Layer | None = None
 
 
 def _trains_on_patches(design: CodecDesign) -> bool:
@@ -85,7 +89,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.bar.update(1)
 
 
-def _seeded(epochs: int, batch_size: int, seed: int) -> None:
+def seeded(epochs: int, batch_size: int, seed: int) -> None:
     """Check the loop's arguments and make the run repeatable."""
     if epochs < 1:
         raise OptionError(f"`epochs` must be >= 1, got {epochs}")
@@ -131,13 +135,9 @@ def train_autoencoder(
     Returns:
         The encoder and the exported decoder weights.
     """
-    _seeded(epochs, batch_size, seed)
+    seeded(epochs, batch_size, seed)
     ae = build_autoencoder(design.encoder, design.decoder)
-    steps = _steps_per_epoch(folder, design, batch_size)
-    if _trains_on_patches(design):
-        data = Patches(folder, batch_size, seed, patch_size(folder, design.stride), steps)
-    else:
-        data = WholeImages(folder, batch_size, seed)
+    data, steps = training_data(folder, design, batch_size, seed)
     loss, seconds = _fit(ae.model, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
     return TrainResult(
         encoder=ae.encoder,
@@ -147,6 +147,14 @@ def train_autoencoder(
         steps_per_epoch=steps,
         seconds=seconds,
     )
+
+
+def training_data(folder: ImageFolder, design: CodecDesign, batch_size: int, seed: int):
+    """The design's training batches (whole images or patches) and the steps of one epoch."""
+    steps = _steps_per_epoch(folder, design, batch_size)
+    if _trains_on_patches(design):
+        return Patches(folder, batch_size, seed, patch_size(folder, design.stride), steps), steps
+    return WholeImages(folder, batch_size, seed), steps
 
 
 def default_refine_steps(epochs: int, steps_per_epoch: int) -> int:
@@ -271,7 +279,7 @@ def train_decoder(
     """
     if not design.one_vector:
         raise OptionError(f"`design` must be mlp or dense (equal-sized images) for generated codes, got {design.arch!r}")
-    _seeded(epochs, batch_size, seed)
+    seeded(epochs, batch_size, seed)
 
     decoder = build_model(design.decoder, "g_s")
     data = CodedImages(folder, codes, batch_size, seed)
