@@ -47,7 +47,9 @@ def test_larger_archive_is_warned_with_advice_for_the_options() -> None:
     w = larger_than_folder(big + 1, big, LOSSY)
     assert w is not None and w.kind == "larger_than_folder"
     assert f"{big + 1:,} bytes" in w.message and f"{big:,} bytes" in w.message
-    assert f"--max-size {big // 2}" in w.advice and "--weights float16" in w.advice
+    assert f"--max-size {big // 2}" in w.advice and "--weights float16" not in w.advice  # lossy default: float16
+    w32 = larger_than_folder(big + 1, big, CompressOptions(weight_dtype="float32"))
+    assert "--weights float16" in w32.advice
     sized = larger_than_folder(big + 1, big, CompressOptions(max_bytes=big + 1))
     assert "a smaller --max-size" in sized.advice and "--weights float16" not in sized.advice  # float16 already
     assert "--lossless-coder" in larger_than_folder(big + 1, big, CompressOptions(lossless=True)).advice

@@ -13,7 +13,7 @@ from latentpack.codec.rate import RateTarget, bisect_steps, step_grid
 # A small decoder and many latents, so that the latents are a large part of the file (HDF5 allocates
 # space in blocks of about 2 KiB: a few hundred bytes of latents would not move the file size).
 ARGS = ["--arch", "mlp", "--filters", "8", "-y", "64", "--epochs", "10", "--batch-size", "16", "--seed", "3",
-        "--weights", "float32", "--objective", "mse"]
+        "--objective", "mse", "--weights", "float32"]
 
 
 def invoke(*args):

@@ -142,3 +142,13 @@ def test_steering_targets() -> None:
     assert kind == "bits_per_sample" and value == pytest.approx(rd.RATE_MARGIN * 1.0)
     assert rd.lambda_for_psnr(37.0) == pytest.approx(10 * rd.lambda_for_psnr(27.0))
     assert np.isfinite(rd.steering_target(latent_bytes=-5, samples=10)[1])
+
+
+def test_latents_all_equal_are_coded() -> None:
+    # a coarse step can round every latent to 0: a one-symbol table is padded to two, and decodes
+    from latentpack.codec.entropy.latent_coding import decode_latents, encode_latents
+
+    q = np.zeros(64 * 4, np.int32)
+    offsets, shapes = np.arange(5, dtype=np.int64) * 64, np.tile([[1, 1, 64]], (4, 1)).astype(np.int32)
+    coded = encode_latents(q, offsets, shapes, 16.0)
+    assert coded.counts.shape[1] == 2 and np.array_equal(decode_latents(coded, offsets, shapes), q)

@@ -99,7 +99,8 @@ def encode_latents(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, step:
     channels = channel_index(offsets, shapes).astype(np.int64)
     n_channels = int(shapes[:, 2].max()) if len(shapes) else 1
     qmin = int(q.min()) if q.size else 0
-    k = (int(q.max()) - qmin + 1) if q.size else 1
+    # at least two symbols: a one-symbol table is not a distribution the range coder accepts
+    k = max(2, (int(q.max()) - qmin + 1) if q.size else 1)
     symbols = q - qmin
     shared = _table_cost(symbols, np.zeros_like(channels), 1, k)
     per_channel = _table_cost(symbols, channels, n_channels, k)
