@@ -63,7 +63,7 @@ def test_mnist_style_names_take_a_tenth_of_a_byte_each() -> None:
 
 @pytest.mark.parametrize("arch", ["dense", "conv"])
 def test_pack_unpack_identity_v14(tmp_path: Path, arch: str) -> None:
-    contents = make_contents(7, arch)
+    contents = make_contents(7, arch, compact_metadata=True)
     names = NAME_LISTS["unicode and nested"]
     contents = dataclasses.replace(contents, images=dataclasses.replace(contents.images, names=names))
     path = write_archive(tmp_path / "a.lpk", contents)
@@ -76,13 +76,13 @@ def test_pack_unpack_identity_v14(tmp_path: Path, arch: str) -> None:
 
 
 def test_empty_archive_round_trips(tmp_path: Path) -> None:
-    contents = make_contents(0)
+    contents = make_contents(0, compact_metadata=True)
     assert_contents_equal(read_archive(write_archive(tmp_path / "a.lpk", contents)), contents)
 
 
 def test_shared_columns_are_attributes_and_mixed_ones_datasets(tmp_path: Path) -> None:
     shared = mnist_contents(50, one_file_size=True)
-    mixed = make_contents(6, "conv")  # shapes, modes and formats vary; one palette image
+    mixed = make_contents(6, "conv", compact_metadata=True)  # shapes, modes and formats vary; one palette image
     write_archive(tmp_path / "s.lpk", shared)
     write_archive(tmp_path / "m.lpk", mixed)
     with h5py.File(tmp_path / "s.lpk", "r") as f:
@@ -107,7 +107,8 @@ def test_shared_columns_are_attributes_and_mixed_ones_datasets(tmp_path: Path) -
 
 def test_psnr_codes_keep_hundredths_of_a_db_and_infinity(tmp_path: Path) -> None:
     psnr = np.array([np.inf, 25.123456, 0.004, 655.34, 33.337, 18.0049, 42.0])
-    contents = dataclasses.replace(make_contents(7), quality=dataclasses.replace(make_contents(7).quality, psnr=psnr))
+    base = make_contents(7, compact_metadata=True)
+    contents = dataclasses.replace(base, quality=dataclasses.replace(base.quality, psnr=psnr))
     path = write_archive(tmp_path / "a.lpk", contents)
     with h5py.File(path, "r") as f:
         codes = f["quality/psnr"][()]
@@ -121,7 +122,7 @@ def test_psnr_codes_keep_hundredths_of_a_db_and_infinity(tmp_path: Path) -> None
 
 
 def test_psnr_outside_the_codes_keeps_the_float64_layout(tmp_path: Path) -> None:
-    c = make_contents(3)
+    c = make_contents(3, compact_metadata=True)
     c = dataclasses.replace(c, quality=dataclasses.replace(c.quality, psnr=np.array([np.inf, 700.0, 31.5])))
     path = write_archive(tmp_path / "a.lpk", c)
     assert _versions(path)["quality"] == "1.0" and _versions(path)["images"] == "1.4"
@@ -132,7 +133,7 @@ def test_psnr_outside_the_codes_keeps_the_float64_layout(tmp_path: Path) -> None
 
 
 def test_older_layouts_are_still_written_on_request(tmp_path: Path) -> None:
-    c = make_contents(4)
+    c = make_contents(4, compact_metadata=True)
     path = write_archive(tmp_path / "a.lpk", dataclasses.replace(c, compact_metadata=False))
     assert _versions(path)["/"] == "1.0" and _versions(path)["images"] == "1.0"
     assert_contents_equal(read_archive(path), c)
@@ -146,7 +147,7 @@ def _short(contents, k: int, with_all: bool = True):
 
 
 def test_two_byte_digests_need_1_4_and_the_digest_of_all_digests(tmp_path: Path) -> None:
-    c = make_contents(3)
+    c = make_contents(3, compact_metadata=True)
     path = write_archive(tmp_path / "a.lpk", _short(c, 2))
     assert read_archive(path).images.sha256.shape == (3, 2)
     with pytest.raises(ValueError, match="/images/sha256.*1.4"):
@@ -185,6 +186,25 @@ def test_verify_names_a_tampered_image_with_two_byte_digests(tmp_path: Path) -> 
     assert [name for name, _ in report.mismatches] == [table.names[raw]]
 
 
+@pytest.mark.parametrize("sizes", [[(8, 10)] * 3, [(8, 10), (6, 6), (8, 10)]], ids=["one shape", "two shapes"])
+def test_pixel_model_archives_find_their_block_shapes_in_either_form(tmp_path: Path, sizes) -> None:
+    from PIL import Image
+
+    from make_fixtures import pixel_contents
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(folder / f"{i}.png")
+    path = write_archive(tmp_path / "p.lpk", pixel_contents(folder, digest_bytes=4))
+    with h5py.File(path, "r") as f:
+        assert ("shapes" in f["images"]) == (len(set(sizes)) > 1)
+    with open_archive(path) as ar:
+        assert ar.images.shapes.tolist() == [[h, w, 3] for h, w in sizes]
+        assert ar.pixels is not None
+
+
 def _replace(f: h5py.File, path: str, data, **kwargs) -> None:
     del f[path]
     f.create_dataset(path, data=data, **kwargs)
@@ -217,7 +237,7 @@ CORRUPTIONS = {
 @pytest.mark.parametrize("name", CORRUPTIONS)
 def test_corrupt_compact_metadata_names_its_hdf5_path(tmp_path: Path, name: str) -> None:
     forge, where = CORRUPTIONS[name]
-    path = write_archive(tmp_path / "a.lpk", make_contents(3, "conv"))
+    path = write_archive(tmp_path / "a.lpk", make_contents(3, "conv", compact_metadata=True))
     with h5py.File(path, "r+") as f:
         forge(f)
     with pytest.raises(CorruptArchiveError) as info:

@@ -150,6 +150,10 @@ class Images(Element, encoding_type="images", label="image metadata", reads=("1.
         ctx.image_shapes = obj.shapes
         check_image_fits_decoder(ctx.spec, ctx.latent_shapes, obj.shapes, ctx.header.x_bits)
 
+    def image_shapes(self, archive: Any) -> np.ndarray:
+        """``(w, 3)`` int32 image shapes of an open archive, read before the rest of the table (``/pixels``)."""
+        return archive._read("/images/shapes", np.int32)
+
     def build(self, values: dict[str, Any], archive: Any) -> ImageTable:
         values = {**values, "modes": _shared(values["modes"]), "formats": _shared(values["formats"])}
         return ImageTable(**{f.name: values.get(f.name) for f in self.table_fields})

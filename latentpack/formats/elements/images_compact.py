@@ -65,6 +65,11 @@ def _one_row(rows: np.ndarray) -> np.ndarray | None:
     return rows[0]
 
 
+def _tiled_shape(attrs: Mapping[str, Any], w: int) -> np.ndarray:
+    """The shared shape's attributes as ``(w, 3)`` int32 rows."""
+    return np.tile(np.array([attrs[name] for name in SHARED["shapes"][0]], dtype=np.int32), (w, 1))
+
+
 @register
 class CompactImages(Images, encoding_type="images", label="image metadata", reads=("1.4",), display=3):
     fields = (
@@ -137,13 +142,15 @@ class CompactImages(Images, encoding_type="images", label="image metadata", read
             missing = ({"palette_index", "palettes"} - held).pop()
             raise _fail(f"{self.path}/{missing}", "required element is missing (palette_index and palettes come together)")
 
+    def image_shapes(self, archive: Any) -> np.ndarray:
+        if f"{self.path}/shapes" in archive._ds:
+            return archive._read(f"{self.path}/shapes", np.uint16).astype(np.int32)
+        return _tiled_shape(archive._attrs[self.encoding_type], archive._ctx.w)
+
     def build(self, values: dict[str, Any], archive: Any) -> ImageTable:
         w = archive._ctx.w
         names = decode_names(values["names"], w)
-        if "shapes" in values:
-            shapes = values["shapes"].astype(np.int32)
-        else:
-            shapes = np.tile(np.array([values[n] for n in SHARED["shapes"][0]], dtype=np.int32), (w, 1))
+        shapes = values["shapes"].astype(np.int32) if "shapes" in values else _tiled_shape(values, w)
         if "palettes" in values:
             palette_index, palettes = values["palette_index"], values["palettes"]
         else:

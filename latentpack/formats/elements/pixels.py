@@ -207,7 +207,7 @@ class Pixels(
         _check_network(attrs, hidden, n["shifts"], n["kernels"], n["biases"])
         check_index_shapes(archive, _BASE)
         if archive._ctx.image_shapes is None:
-            archive._ctx.image_shapes = archive._read("/images/shapes", np.int32)
+            archive._ctx.image_shapes = archive._elements["images"].image_shapes(archive)
         self._account(archive._ctx, n)
 
     def build(self, values: dict[str, Any], archive: Any) -> PixelModelCoding:
