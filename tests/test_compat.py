@@ -36,6 +36,9 @@ def test_fixture_reads_and_decodes_as_recorded(archive: Path, tmp_path: Path) ->
     assert facts["header"] == recorded["header"]
     with open_archive(archive) as ar:
         assert ar.format_version == archive.parent.name[1:]
+    for key in ("psnr", "digest_bytes"):  # recorded from 1.4 on
+        if key in recorded:
+            assert facts[key] == recorded[key], key
     if "working_sha256" in recorded:  # a pixel model decodes in integers: exactly, on every machine
         assert facts["working_sha256"] == recorded["working_sha256"]
         assert facts["exceptions"] == recorded["exceptions"]

@@ -119,7 +119,8 @@ class ImageTable:
             ``k`` may be 4, 8 or 16 (the digests' first bytes), in 1.4 also 2.
         palette_index: ``(w,)`` int32 row in ``palettes`` or -1.
         palettes: ``(n, 256, 4)`` uint8 RGBA palettes of ``P`` images.
-        file_bytes: ``(w,)`` int64 size of each source file on disk.
+        file_bytes: ``(w,)`` int64 size of each source file on disk; (1.4) -1
+            where not recorded.
         sha256_all: (1.1) ``(32,)`` uint8 sha256 of the concatenated full
             32-byte digests of all images, in order; required when ``k < 32``.
     """
@@ -353,7 +354,7 @@ class ArchiveContents:
     given: the pixel model alone codes the pixels. ``compact_metadata``
     (default) writes ``/images`` and ``/quality`` in their 1.4 layouts
     (names front-coded and deflated, shared columns stored once, PSNRs in
-    hundredths of a dB); False writes the 1.0 to 1.3 layouts, which older
+    64ths of a dB); False writes the 1.0 to 1.3 layouts, which older
     readers read (what the reader returns leaves it True).
     """
 

@@ -86,13 +86,19 @@ def expected_facts(archive: Path) -> dict:
     decoder = load_decoder(c.decoder)
     means = [float(np.asarray(work, dtype=np.float64).mean()) for _, work, _ in
              iter_reconstructions(decoder, c.latents, c.images)]
-    return {
+    facts = {
         "names": c.images.names,
         "modes": c.images.modes,
         "shapes": c.images.shapes.tolist(),
         "header": c.header.as_dict(),
         "working_means": means,
     }
+    from latentpack.formats.schema import FORMAT_VERSION
+
+    if tuple(int(v) for v in FORMAT_VERSION.split(".")) >= (1, 4):  # recorded from 1.4 on: PSNRs changed layout
+        facts["psnr"] = c.quality.psnr.tolist()
+        facts["digest_bytes"] = int(c.images.sha256.shape[1])
+    return facts
 
 
 def pixel_facts(c) -> dict:

@@ -19,7 +19,10 @@ from latentpack.formats.registry import STR, Context, Element, Field, register
 from latentpack.formats.schema import ImageTable
 from latentpack.formats.validate import DIGEST_BYTES, MAX_CHANNELS, MAX_NAME_BYTES, MAX_SIDE, check_image_fits_decoder
 
-__all__ = ["Images", "check_image_table"]
+__all__ = ["Images", "check_image_table", "UNKNOWN_FILE_BYTES"]
+
+#: (1.4) The file size of an image whose size was not recorded.
+UNKNOWN_FILE_BYTES = -1
 
 
 def _fail(path: str, reason: str) -> CorruptArchiveError:
@@ -88,8 +91,10 @@ def check_image_table(table: ImageTable, w: int, version: tuple[int, int]) -> No
         i = int(bad[0])
         raise _fail("/images/palette_index", f"entry {i}: expected -1 or a row of /images/palettes (0..{n - 1}), "
                                              f"got {int(table.palette_index[i])}")
-    if np.any(table.file_bytes < 0):
-        raise _fail("/images/file_bytes", f"entry {int(np.argmax(table.file_bytes < 0))}: must be >= 0")
+    low = UNKNOWN_FILE_BYTES if version >= (1, 4) else 0  # 1.4: -1, a size not recorded
+    if np.any(table.file_bytes < low):
+        raise _fail("/images/file_bytes", f"entry {int(np.argmax(table.file_bytes < low))}: must be >= {low}"
+                                          f"{'' if low else ' (-1, not recorded, needs the 1.4 layout)'}")
 
 
 class _InMemory:

@@ -5,7 +5,8 @@
     names            -> front-coded records, one zlib stream   /images/names (uint8)
     modes, formats   -> one attribute when every image shares it, else a column
     shapes           -> height, width, channels attributes when shared, else uint16 (w, 3)
-    file_bytes       -> one attribute when shared, else an int64 column (shuffled, deflated)
+    file_bytes       -> one attribute when shared, else an int64 column (shuffled, deflated);
+                        -1: not recorded (a producer's choice: saves about 1.2 B/image of PNG sizes)
     palettes         -> absent when no image has one
     sha256           -> (w, k), k = 2, 4, 8, 16 or 32 (2: new in 1.4)
 
@@ -22,7 +23,7 @@ import h5py
 import numpy as np
 
 from latentpack.formats import h5write
-from latentpack.formats.elements.images import Images
+from latentpack.formats.elements.images import UNKNOWN_FILE_BYTES, Images
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.names_blob import decode_names, encode_names
 from latentpack.formats.registry import STR, Field, register
@@ -126,8 +127,9 @@ class CompactImages(Images, encoding_type="images", label="image metadata", read
             if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and 1 <= c <= MAX_CHANNELS):
                 raise _fail(self.path, f"attributes height, width, channels: expected 1 to {MAX_SIDE}, 1 to "
                                        f"{MAX_SIDE} and 1 to {MAX_CHANNELS}, got {h}, {w}, {c}")
-        if attrs.get("file_bytes_each", 0) < 0:
-            raise _fail(self.path, f"attribute file_bytes_each: must be >= 0, got {attrs['file_bytes_each']}")
+        if attrs.get("file_bytes_each", 0) < UNKNOWN_FILE_BYTES:
+            raise _fail(self.path, f"attribute file_bytes_each: must be >= {UNKNOWN_FILE_BYTES}, "
+                                   f"got {attrs['file_bytes_each']}")
 
     def opened(self, archive: Any, attrs: dict[str, Any]) -> None:
         """Each shared column as its attribute(s) or its dataset, exactly one; palettes with their index."""

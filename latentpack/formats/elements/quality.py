@@ -1,10 +1,13 @@
 """``/quality``: the PSNR of every reconstruction, measured at compress time (+inf: exact).
 
-Layouts: 1.0 (to 1.3) stores float64 PSNRs; 1.4 stores them in hundredths
-of a dB as uint16 (`PSNR_STEP`; `INF_CODE` for an exact image), which is
-what ``list``, ``inspect`` and ``verify`` print (two decimals). The 1.4
-layout is written when ``ArchiveContents.compact_metadata`` is True and every
-PSNR is +inf or within 0 to 655.34 dB; otherwise the 1.0 layout.
+Layouts: 1.0 (to 1.3) stores float64 PSNRs; 1.4 stores them in 64ths of a
+dB as uint16 (`PSNR_STEP`; `INF_CODE` for an exact image). ``compress``
+records PSNRs to the nearest 1/64 dB (`latentpack.codec.assemble`), so the
+1.4 column holds them exactly, and what ``list``, ``inspect`` and ``verify``
+print (two decimals) does not change; another PSNR is rounded to the
+nearest 1/64 dB (at most 1/128 dB off). The 1.4 layout is written when
+``ArchiveContents.compact_metadata`` is True and every PSNR is +inf or
+within 0 to 1023.97 dB; otherwise the 1.0 layout.
 """
 from __future__ import annotations
 
@@ -20,18 +23,19 @@ from latentpack.formats.schema import Quality
 
 __all__ = ["QualityElement", "CompactQuality", "PSNR_STEP", "INF_CODE", "psnr_codes", "psnr_of_codes"]
 
-#: dB per unit of a 1.4 PSNR code: code ``c`` (below `INF_CODE`) means ``c / 100`` dB.
-PSNR_STEP = 0.01
+#: dB per unit of a 1.4 PSNR code: code ``c`` (below `INF_CODE`) means ``c / 64`` dB, exactly.
+PSNR_STEP = 1 / 64
+_PER_DB = 64.0
 #: The 1.4 code of an exact reconstruction (+inf dB).
 INF_CODE = 65535
 
 
 def psnr_codes(psnr: np.ndarray) -> np.ndarray | None:
-    """PSNRs as 1.4 codes (rounded to the nearest hundredth of a dB), or None when one does not fit."""
+    """PSNRs as 1.4 codes (rounded to the nearest 1/64 dB, ties to even), or None when one does not fit."""
     psnr = np.asarray(psnr, dtype=np.float64)
     inf = psnr == np.inf
     with np.errstate(invalid="ignore"):
-        codes = np.rint(np.where(inf, 0.0, psnr) * 100.0)
+        codes = np.rint(np.where(inf, 0.0, psnr) * _PER_DB)
     if not np.all(np.isfinite(codes) & (codes >= 0) & (codes < INF_CODE)):
         return None
     return np.where(inf, INF_CODE, codes).astype(np.uint16)
@@ -40,7 +44,7 @@ def psnr_codes(psnr: np.ndarray) -> np.ndarray | None:
 def psnr_of_codes(codes: np.ndarray) -> np.ndarray:
     """1.4 codes as PSNRs in dB (float64; `INF_CODE` -> +inf)."""
     codes = np.asarray(codes)
-    return np.where(codes == INF_CODE, np.inf, codes.astype(np.float64) / 100.0)
+    return np.where(codes == INF_CODE, np.inf, codes.astype(np.float64) / _PER_DB)
 
 
 def _compact(contents: Any) -> bool:
@@ -84,10 +88,10 @@ class CompactQuality(QualityElement, encoding_type="quality", label="quality", r
         return "1.4"
 
     def normalise(self, obj: Quality) -> Quality:
-        """The PSNRs as stored: rounded to the nearest hundredth of a dB."""
+        """The PSNRs as stored: rounded to the nearest 1/64 dB (unchanged when ``compress`` measured them)."""
         codes = psnr_codes(layout.floats("contents.quality.psnr", obj.psnr, np.float64))
         if codes is None:
-            raise ValueError("`contents.quality.psnr` must be +inf or within 0 to 655.34 dB for the 1.4 layout")
+            raise ValueError("`contents.quality.psnr` must be +inf or within 0 to 1023.97 dB for the 1.4 layout")
         return Quality(psnr=psnr_of_codes(codes))
 
     def validate(self, obj: Quality, ctx: Context) -> None:
