@@ -299,3 +299,19 @@ def test_mnist_style_metadata_fits_four_bytes_per_image_from_the_file(tmp_path: 
     old = write_archive(tmp_path / "c.lpk", dataclasses.replace(mnist_contents(n, digest_bytes=32),
                                                                 compact_metadata=False))
     assert _per_image(old, n) > 32  # the 1.3 default: full digests, strings, float64
+
+
+@pytest.mark.parametrize("arch, w", [("dense", 5), ("conv", 7)])
+def test_damage_to_a_1_4_archive_is_detected_or_harmless(tmp_path: Path, arch: str, w: int) -> None:
+    """As test_formats' damage test, on the compact layouts: each damaged copy is refused or reads back the same."""
+    from test_formats import FUZZ_EXAMPLES, FUZZ_SEED, _damages, _read_damaged, _region
+
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=w, arch=arch, seed=w, compact_metadata=True))
+    damages = _damages(path.read_bytes(), FUZZ_EXAMPLES, FUZZ_SEED)
+    outcomes = _read_damaged(path, damages, tmp_path)
+    assert sorted(outcomes) == list(range(len(damages)))
+    where = _region(path)
+    bad = [f"offset {damages[i][0]} ({where(damages[i][0])}): {outcome}" for i, outcome in sorted(outcomes.items())
+           if outcome.split()[0] not in ("same", "error")]
+    assert not bad, f"{len(bad)} of {len(damages)} damaged copies:\n" + "\n".join(bad[:40])
+    assert sum(outcome.startswith("error") for outcome in outcomes.values()) > len(damages) // 2
