@@ -75,7 +75,8 @@ def conv_architecture(c: int = 3) -> dict[str, Any]:
     }
 
 
-def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: str = "float32") -> ArchiveContents:
+def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: str = "float32",
+                  compact_metadata: bool = False) -> ArchiveContents:
     """A consistent synthetic archive of `w` images.
 
     Args:
@@ -84,6 +85,10 @@ def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: 
         seed: Seed of every random array.
         weight_dtype: ``"float32"``, or ``"float16"`` for weights rounded to
             half precision (a 1.2 archive).
+        compact_metadata: Write ``/images`` and ``/quality`` in their 1.4
+            layouts (the writer's default); False (here the default: the
+            tests written before 1.4 test the 1.0 to 1.3 layouts, which every
+            reader still reads) keeps the older ones.
     """
     rng = np.random.default_rng(seed)
     architecture = dense_architecture() if arch == "dense" else conv_architecture()
@@ -136,6 +141,7 @@ def make_contents(w: int = 3, arch: str = "dense", seed: int = 0, weight_dtype: 
         training={"arch": arch, "epochs": 3, "seed": seed, "loss": [0.5, 0.25, 0.125], "timings": {"fit_s": 1.5}},
         writer="latentpack 0.1.0",
         created="2024-01-02T03:04:05Z",
+        compact_metadata=compact_metadata,
     )
 
 

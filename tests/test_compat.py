@@ -36,6 +36,9 @@ def test_fixture_reads_and_decodes_as_recorded(archive: Path, tmp_path: Path) ->
     assert facts["header"] == recorded["header"]
     with open_archive(archive) as ar:
         assert ar.format_version == archive.parent.name[1:]
+    for key in ("psnr", "digest_bytes"):  # recorded from 1.4 on
+        if key in recorded:
+            assert facts[key] == recorded[key], key
     if "working_sha256" in recorded:  # a pixel model decodes in integers: exactly, on every machine
         assert facts["working_sha256"] == recorded["working_sha256"]
         assert facts["exceptions"] == recorded["exceptions"]
@@ -78,9 +81,11 @@ def _group_versions(archive: Path) -> dict[str, str]:
 
 
 _OWN_VERSIONS = ("element-versions.lpk", "pixels-mixed.lpk")  # written with each element's own version
+_OWN_VERSION_FOLDERS = ("v1.4",)  # every fixture from 1.4 on
 
 
-@pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name not in _OWN_VERSIONS],
+@pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name not in _OWN_VERSIONS
+                                     and p.parent.name not in _OWN_VERSION_FOLDERS],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixtures_written_before_element_versions_tag_every_group_with_the_file_version(archive: Path) -> None:
     assert set(_group_versions(archive).values()) == {archive.parent.name[1:]}
@@ -118,3 +123,16 @@ def test_pixel_fixture_decodes_exactly_and_tags_its_groups() -> None:
         raw = None if r < 0 else c.exception_bytes[c.exception_offsets[r]:c.exception_offsets[r + 1]].tobytes()
         assert check_digest(rebuild_original(working, c.working_mode, table, i, raw), table, i, strict=False)[1], i
     assert recorded["exceptions"] == [3] and table.modes[3] == "P"
+
+
+def test_v1_4_fixtures_store_compact_metadata() -> None:
+    fixtures = {p.name: p for p in ARCHIVES if p.parent.name == "v1.4"}
+    assert set(fixtures) == {"dense-grey.lpk", "conv-mixed-lossless.lpk"}
+    assert _group_versions(fixtures["dense-grey.lpk"]) == {"/": "1.4", "header": "1.2", "decoder": "1.2",
+                                                           "latents": "1.1", "images": "1.4", "quality": "1.4",
+                                                           "training": "1.0"}
+    with h5py.File(fixtures["dense-grey.lpk"], "r") as f:  # lossy: 2-byte digests, one shape, mode, format
+        assert f["images/sha256"].shape == (8, 2) and "sha256_all" in f["images"]
+        assert not {"shapes", "modes", "formats", "palettes"} & set(f["images"])
+    with h5py.File(fixtures["conv-mixed-lossless.lpk"], "r") as f:  # lossless: 4-byte digests, mixed modes, a palette
+        assert f["images/sha256"].shape == (4, 4) and {"shapes", "modes", "palettes"} <= set(f["images"])

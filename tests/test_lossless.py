@@ -63,7 +63,7 @@ def test_lossless_round_trip_is_bit_exact_for_every_mode(mixed_lossless, tmp_pat
     folder, archive = mixed_lossless
     _assert_extracts_bit_exact(archive, folder, tmp_path / "out")
     summary = json.loads(invoke("inspect", archive, "--json").output)
-    assert summary["mode"] == "lossless" and summary["format_version"] == "1.1"
+    assert summary["mode"] == "lossless" and summary["format_version"] == "1.4"  # compact metadata
     assert summary["quality"]["exact_images"] == len(_files(folder))
     assert summary["bytes"]["breakdown"]["lossless"] > 0
     assert "lossless residuals" in invoke("inspect", archive).output
@@ -77,7 +77,7 @@ def test_lossless_with_float16_weights_is_bit_exact(mixed_lossless, tmp_path: Pa
                     "--epochs", "1", "-y", "2", "--filters", "2")
     assert result.exit_code == 0, result.output
     with h5py.File(archive, "r") as f:
-        assert f.attrs["encoding-version"] in ("1.2", b"1.2")
+        assert f["decoder"].attrs["encoding-version"] in ("1.2", b"1.2")
         dtypes = {ds.dtype for g in f["decoder/layers"].values() for ds in g.values()}
         assert dtypes == {np.dtype(np.float16)}
     _assert_extracts_bit_exact(archive, folder, tmp_path / "out")

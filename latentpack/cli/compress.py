@@ -46,9 +46,9 @@ __all__ = ["compress"]
 @click.option("--latent-step", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quantisation step of the latents. Default: 1 with --objective rd (what training assumed); "
                    "else chosen (lossy: within 0.1 dB; lossless: fewest bits).")
-@click.option("--digest-bytes", type=click.Choice(["4", "8", "16", "32"]), default=None,
+@click.option("--digest-bytes", type=click.Choice(["2", "4", "8", "16", "32"]), default=None,
               help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too). "
-                   "Default: 4 with --lossless (every image is checked when extracted), else 32.")
+                   "Default: 4 with --lossless (every image is checked when extracted), else 2.")
 @click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
               help="Target mean PSNR (lossy): lambda is steered toward it in training, then the coarsest latent "
                    "step that reaches it.")

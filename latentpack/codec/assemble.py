@@ -34,15 +34,15 @@ __all__ = ["TrainingRecord", "assemble_contents", "image_table", "measure_qualit
            "METADATA_BYTES_PER_IMAGE", "METADATA_FIXED_BYTES"]
 
 #: Planning a size target: image metadata besides the digest, per image, and fixed.
-METADATA_BYTES_PER_IMAGE = 4.5
+METADATA_BYTES_PER_IMAGE = 2.5
 METADATA_FIXED_BYTES = 16 * 1024
 
 
 def metadata_estimate(w: int, digest_bytes: int) -> int:
     """Bytes an archive spends besides the decoder and the latents (for planning a size target).
 
-    Per image: the digest, plus about 4 bytes of deflated name, shape and PSNR
-    columns (MNIST: 2.4 + 1.4); plus the HDF5 overhead and records (13 KiB for
+    Per image: the digest, plus about 2.5 bytes of compact names, PSNR and
+    file-size columns (format 1.4; MNIST: 0.1 + 1.4, and 1.2 when sizes are recorded); plus the HDF5 overhead and records (13 KiB for
     400 images, 25 KiB for 70,000).
     """
     return int(w * (digest_bytes + METADATA_BYTES_PER_IMAGE) + METADATA_FIXED_BYTES)
@@ -99,8 +99,13 @@ class TrainingRecord:
         return out
 
 
-def image_table(folder: ImageFolder, digest_bytes: int = 32) -> ImageTable:
-    """The archive's image table: names, shapes, modes, formats, digests, palettes, file sizes."""
+def image_table(folder: ImageFolder, digest_bytes: int = 32, file_sizes: bool = True) -> ImageTable:
+    """The archive's image table: names, shapes, modes, formats, digests, palettes, file sizes.
+
+    With ``file_sizes`` False each file's size is recorded as ``-1`` (not
+    recorded, format 1.4): no command reads it, the header keeps the folder's
+    total, and on digits it costs more than a byte per image.
+    """
     palettes = [im.palette for im in folder.images if im.palette is not None]
     index = np.full(len(folder), -1, dtype=np.int32)
     k = 0
@@ -118,7 +123,7 @@ def image_table(folder: ImageFolder, digest_bytes: int = 32) -> ImageTable:
         sha256_all=None if digest_bytes == 32 else np.frombuffer(hashlib.sha256(digests).digest(), np.uint8).copy(),
         palette_index=index,
         palettes=np.stack(palettes).astype(np.uint8) if palettes else np.zeros((0, 256, 4), np.uint8),
-        file_bytes=np.array([im.file_bytes for im in folder.images], dtype=np.int64),
+        file_bytes=np.array([im.file_bytes if file_sizes else -1 for im in folder.images], dtype=np.int64),
     )
 
 
@@ -204,7 +209,7 @@ def assemble_contents(staged: ImageFolder, decoder: DecoderWeights, runtime: Num
         digest_bytes: Bytes of each image's sha256 kept.
         progress: A progress factory.
     """
-    table = image_table(staged, digest_bytes)
+    table = image_table(staged, digest_bytes, file_sizes=lossless)  # lossy: the metadata diet (issue 12)
     t = time.perf_counter()
     # rounded to 1/64 dB: exact binary fractions, so the stored column deflates well
     measured = np.round(measure_quality(staged, runtime, coded.float_latents, table, progress) * 64) / 64

@@ -24,6 +24,9 @@ __all__ = [
     "CHECKED",
     "CHECKED_IF_ANY",
     "TEXT",
+    "PACKED_WHOLE",
+    "CHECKED_WHOLE",
+    "WHOLE_CHUNK_BYTES",
     "to_json",
     "fixed_strings",
     "write_attr",
@@ -50,6 +53,13 @@ CHECKED = "checked"
 CHECKED_IF_ANY = "checked-if-any"
 #: A scalar string (JSON), compact when it fits so that a checksum covers it.
 TEXT = "text"
+#: (1.4 metadata) As `PACKED` at deflate level 9, in one chunk up to `WHOLE_CHUNK_BYTES`:
+#: one chunk needs no chunk index, and deflate sees the whole column.
+PACKED_WHOLE = "packed-whole"
+#: (1.4 metadata) As `CHECKED`, in one chunk up to `WHOLE_CHUNK_BYTES` (digests, deflated blobs).
+CHECKED_WHOLE = "checked-whole"
+#: Largest single chunk of the ``*_WHOLE`` kinds; a larger dataset gets chunks of about this size.
+WHOLE_CHUNK_BYTES = 1 << 20
 
 _CHECKED: dict[str, Any] = {"fletcher32": True}
 _PACKED: dict[str, Any] = {"fletcher32": True, "shuffle": True, "compression": "gzip", "compression_opts": 4}
@@ -133,9 +143,21 @@ def write_dataset(group: h5py.Group, name: str, data: Any, storage: str) -> h5py
         opts = _CHECKED
     elif storage == CHECKED_IF_ANY:
         opts = _CHECKED if data.size else {}
+    elif storage in (PACKED_WHOLE, CHECKED_WHOLE):
+        opts = {**(_CHECKED if storage == CHECKED_WHOLE else _PACKED), **_whole_chunks(data)}
+        if storage == PACKED_WHOLE:
+            opts["compression_opts"] = 9
     else:
         raise ValueError(f"`storage` must be a storage kind of h5write, got {storage!r}")
     return group.create_dataset(name, data=data, **opts)
+
+
+def _whole_chunks(data: np.ndarray) -> dict[str, Any]:
+    """``chunks=``: the whole dataset, or rows of about `WHOLE_CHUNK_BYTES` (h5py's choice when empty)."""
+    if not data.size or data.ndim == 0:
+        return {}
+    row = max(1, data[0].nbytes)
+    return {"chunks": (max(1, min(len(data), WHOLE_CHUNK_BYTES // row)), *data.shape[1:])}
 
 
 def create_chunked(group: h5py.Group, name: str, total: int, dtype: Any, chunk: int) -> h5py.Dataset:

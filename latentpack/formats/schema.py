@@ -1,4 +1,4 @@
-"""The in-memory model of a latentpack archive (format versions 1.0 to 1.3).
+"""The in-memory model of a latentpack archive (format versions 1.0 to 1.4).
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
@@ -41,9 +41,9 @@ __all__ = [
 ENCODING_TYPE = "latentpack-archive"
 #: Newest format version this code writes (it writes the oldest version that
 #: holds an archive's features: see `ArchiveContents.format_version`).
-FORMAT_VERSION = "1.3"
+FORMAT_VERSION = "1.4"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3))
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3), (1, 4))
 #: Bits one stored decoder weight takes, by storage dtype: float32, or (1.2) IEEE half precision.
 WEIGHT_BITS = {"float32": 32, "float16": 16}
 #: How decoder weights may be stored.
@@ -116,10 +116,11 @@ class ImageTable:
         formats: Pillow format of each source file (``PNG``, ``JPEG``, ...).
         sha256: ``(w, k)`` uint8 digests of the original pixels (see
             FORMAT.md for exactly what is hashed): ``k = 32`` in 1.0; in 1.1
-            ``k`` may be 4, 8 or 16 (the digests' first bytes).
+            ``k`` may be 4, 8 or 16 (the digests' first bytes), in 1.4 also 2.
         palette_index: ``(w,)`` int32 row in ``palettes`` or -1.
         palettes: ``(n, 256, 4)`` uint8 RGBA palettes of ``P`` images.
-        file_bytes: ``(w,)`` int64 size of each source file on disk.
+        file_bytes: ``(w,)`` int64 size of each source file on disk; (1.4) -1
+            where not recorded.
         sha256_all: (1.1) ``(32,)`` uint8 sha256 of the concatenated full
             32-byte digests of all images, in order; required when ``k < 32``.
     """
@@ -350,7 +351,11 @@ class ArchiveContents:
     """Everything an archive holds, as written or as read back.
 
     ``decoder`` and ``latents`` are None exactly when ``pixels`` (1.3) is
-    given: the pixel model alone codes the pixels.
+    given: the pixel model alone codes the pixels. ``compact_metadata``
+    (default) writes ``/images`` and ``/quality`` in their 1.4 layouts
+    (names front-coded and deflated, shared columns stored once, PSNRs in
+    64ths of a dB); False writes the 1.0 to 1.3 layouts, which older
+    readers read (what the reader returns leaves it True).
     """
 
     header: Header
@@ -363,13 +368,14 @@ class ArchiveContents:
     created: str = ""
     lossless: LosslessResiduals | None = None
     pixels: PixelModelCoding | None = None
+    compact_metadata: bool = True
 
     @property
     def format_version(self) -> tuple[int, int]:
         """The format version writers write for these contents: the newest of their elements' layouts.
 
-        Each element's layout is the oldest that holds it (1.3 for a pixel
-        model, 1.2 for float16 weights, 1.1 for coded or generated latents, lossless residuals,
+        Each element's layout is the oldest that holds it (1.4 for compact
+        image metadata, 1.3 for a pixel model, 1.2 for float16 weights, 1.1 for coded or generated latents, lossless residuals,
         short digests or a stored-bits header, else 1.0).
         """
         from latentpack.formats.registry import elements, version_tuple

@@ -40,8 +40,8 @@ __all__ = [
     "check_contents",
 ]
 
-#: Lengths a stored per-image digest may have (1.1; 1.0 stores 32 only).
-DIGEST_BYTES = (4, 8, 16, 32)
+#: Lengths a stored per-image digest may have (1.1; 1.0 stores 32 only; 2 from 1.4 on).
+DIGEST_BYTES = (2, 4, 8, 16, 32)
 #: Largest alphabet of a coded-latent table.
 MAX_LATENT_SYMBOLS = 1 << 12
 #: Most images one archive may hold.

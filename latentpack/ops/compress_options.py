@@ -25,10 +25,12 @@ __all__ = ["CompressOptions", "DEFAULT_BATCH_SIZE", "CODES", "DEFAULT_DIGEST_BYT
 DEFAULT_BATCH_SIZE = 128
 #: Where latents come from: an encoder, or a rule applied to the image's index.
 CODES = ("encoder", "index")
-#: Stored bytes of each image's sha256 by default: full ones in lossy archives; 4 in lossless ones,
-#: whose every image is checked at extraction, plus /images/sha256_all over all full digests
-#: (28 bytes less per image: on 28x28 digits the difference between beating xz and not).
-DEFAULT_DIGEST_BYTES = 32
+#: Stored bytes of each image's sha256 by default: 2 in lossy archives (format 1.4), whose images
+#: are not expected to match them (they name the original, for a check against a folder); 4 in
+#: lossless ones, whose every image is checked at extraction. Both keep /images/sha256_all over
+#: all full digests (30 and 28 bytes less per image than full digests: on 28x28 digits the
+#: difference between beating xz and not).
+DEFAULT_DIGEST_BYTES = 2
 DEFAULT_LOSSLESS_DIGEST_BYTES = 4
 
 
@@ -57,7 +59,7 @@ class CompressOptions:
             ``index`` (image i's code is generated from i and not stored;
             equal-sized images only).
         latent_step: Quantisation step of the latents; None: 1 with rate-distortion training, else chosen.
-        digest_bytes: Bytes of each image's sha256 kept (4, 8, 16 or 32; None: 4 if lossless, else 32;
+        digest_bytes: Bytes of each image's sha256 kept (2, 4, 8, 16 or 32; None: 4 if lossless, else 2;
             below 32 a digest of all full digests is kept too).
         quality: Target mean PSNR in dB: lambda is steered toward it, then the
             coarsest latent step that reaches it (see `latentpack.codec.rate`).
@@ -127,7 +129,7 @@ class CompressOptions:
 
     @property
     def stored_digest_bytes(self) -> int:
-        """``digest_bytes``, or its default: `DEFAULT_LOSSLESS_DIGEST_BYTES` when lossless, else 32."""
+        """``digest_bytes``, or its default: `DEFAULT_LOSSLESS_DIGEST_BYTES` when lossless, else `DEFAULT_DIGEST_BYTES`."""
         if self.digest_bytes is not None:
             return self.digest_bytes
         return DEFAULT_LOSSLESS_DIGEST_BYTES if self.lossless else DEFAULT_DIGEST_BYTES

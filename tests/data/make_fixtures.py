@@ -22,6 +22,11 @@ decoder, no latents) of a tiny folder of two image sizes, one image stored
 raw (a palette with a repeated colour), coded under a network with fixed
 integer weights (no training), so it is the same bytes on every machine. Its
 JSON records the sha256 of every decoded working image.
+
+From format 1.4 on (``/images`` and ``/quality`` in their compact layouts,
+2-byte digests by default in lossy archives) the plain command writes
+v1.4/dense-grey.lpk (lossy: one shape, mode and format for every image) and
+v1.4/conv-mixed-lossless.lpk (mixed shapes and modes, a palette).
 """
 from __future__ import annotations
 
@@ -81,13 +86,19 @@ def expected_facts(archive: Path) -> dict:
     decoder = load_decoder(c.decoder)
     means = [float(np.asarray(work, dtype=np.float64).mean()) for _, work, _ in
              iter_reconstructions(decoder, c.latents, c.images)]
-    return {
+    facts = {
         "names": c.images.names,
         "modes": c.images.modes,
         "shapes": c.images.shapes.tolist(),
         "header": c.header.as_dict(),
         "working_means": means,
     }
+    from latentpack.formats.schema import FORMAT_VERSION
+
+    if tuple(int(v) for v in FORMAT_VERSION.split(".")) >= (1, 4):  # recorded from 1.4 on: PSNRs changed layout
+        facts["psnr"] = c.quality.psnr.tolist()
+        facts["digest_bytes"] = int(c.images.sha256.shape[1])
+    return facts
 
 
 def pixel_facts(c) -> dict:
@@ -137,16 +148,20 @@ def _fixed_mlp():
                              for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
 
 
-def pixel_contents(folder_path: Path):
-    """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training."""
-    from latentpack.codec.compress import _image_table
+def pixel_contents(folder_path: Path, digest_bytes: int = 32):
+    """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training.
+
+    (The v1.3 fixture was written with 32-byte digests, when the table came from
+    ``latentpack.codec.compress._image_table``, since renamed `image_table`.)
+    """
+    from latentpack.codec.assemble import image_table
     from latentpack.codec.entropy.lossless import check_digest, rebuild_original
     from latentpack.codec.pixel_model.blocks import encode_images, to_coding
     from latentpack.formats import ArchiveContents, Quality, compute_header
     from latentpack.fs.folder import read_folder
 
     folder = read_folder(folder_path)
-    table, mlp = _image_table(folder), _fixed_mlp()
+    table, mlp = image_table(folder, digest_bytes), _fixed_mlp()
     shapes = [folder.working(i).shape for i in range(len(folder))]
     coded = encode_images(folder.working, shapes, mlp)
     index, raw = np.full(len(folder), -1, np.int32), []

@@ -14,6 +14,7 @@ from latentpack.formats.elements import latents_float  # noqa: F401
 from latentpack.formats.elements import latents_coded  # noqa: F401
 from latentpack.formats.elements import latents_index  # noqa: F401
 from latentpack.formats.elements import images  # noqa: F401
+from latentpack.formats.elements import images_compact  # noqa: F401
 from latentpack.formats.elements import quality  # noqa: F401
 from latentpack.formats.elements import training  # noqa: F401
 from latentpack.formats.elements import lossless  # noqa: F401

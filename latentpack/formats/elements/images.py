@@ -2,7 +2,10 @@
 
 Layouts: 1.0 stores 32-byte sha256 digests; 1.1 may store their first 4, 8
 or 16 bytes, with ``sha256_all`` (the digest of all full digests) then
-required.
+required. This module reads them (1.0 to 1.3) and writes them when
+``ArchiveContents.compact_metadata`` is False; 1.4's compact layout is
+`latentpack.formats.elements.images_compact`, and both hand out the same
+`ImageTable` and share its rules (`check_image_table`).
 """
 from __future__ import annotations
 
@@ -10,13 +13,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from latentpack.formats import h5write
+from latentpack.formats import h5write, layout
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.registry import STR, Context, Element, Field, register
 from latentpack.formats.schema import ImageTable
 from latentpack.formats.validate import DIGEST_BYTES, MAX_CHANNELS, MAX_NAME_BYTES, MAX_SIDE, check_image_fits_decoder
 
-__all__ = ["Images", "check_image_table"]
+__all__ = ["Images", "check_image_table", "UNKNOWN_FILE_BYTES"]
+
+#: (1.4) The file size of an image whose size was not recorded.
+UNKNOWN_FILE_BYTES = -1
 
 
 def _fail(path: str, reason: str) -> CorruptArchiveError:
@@ -75,6 +81,8 @@ def check_image_table(table: ImageTable, w: int, version: tuple[int, int]) -> No
         raise _fail("/images/sha256", f"expected {list(DIGEST_BYTES)} bytes per digest, got {k}")
     if version < (1, 1) and k != 32:
         raise _fail("/images/sha256", f"format 1.0 stores 32-byte digests, got {k}")
+    if version < (1, 4) and k < 4:
+        raise _fail("/images/sha256", f"{k}-byte digests need the 1.4 layout of /images")
     if k < 32 and table.sha256_all is None:
         raise _fail("/images/sha256_all", "required element is missing (digests are shorter than 32 bytes)")
     n = len(table.palettes)
@@ -83,8 +91,17 @@ def check_image_table(table: ImageTable, w: int, version: tuple[int, int]) -> No
         i = int(bad[0])
         raise _fail("/images/palette_index", f"entry {i}: expected -1 or a row of /images/palettes (0..{n - 1}), "
                                              f"got {int(table.palette_index[i])}")
-    if np.any(table.file_bytes < 0):
-        raise _fail("/images/file_bytes", f"entry {int(np.argmax(table.file_bytes < 0))}: must be >= 0")
+    low = UNKNOWN_FILE_BYTES if version >= (1, 4) else 0  # 1.4: -1, a size not recorded
+    if np.any(table.file_bytes < low):
+        raise _fail("/images/file_bytes", f"entry {int(np.argmax(table.file_bytes < low))}: must be >= {low}"
+                                          f"{'' if low else ' (-1, not recorded, needs the 1.4 layout)'}")
+
+
+class _InMemory:
+    """An element seen through its in-memory fields (`Images.table_fields`), for `layout`'s walks."""
+
+    def __init__(self, element: Images) -> None:
+        self.fields, self.part = element.table_fields, element.part
 
 
 def _shared(labels: list[str]) -> list[str]:
@@ -107,6 +124,14 @@ class Images(Element, encoding_type="images", label="image metadata", reads=("1.
         Field("sha256_all", np.uint8, (32,), since="1.1", required=False, storage=h5write.CHECKED),
     )
 
+    #: The `ImageTable` arrays' dtypes and shapes in memory (the 1.4 layout stores them otherwise).
+    table_fields = fields
+    #: Whether this is the layout `ArchiveContents.compact_metadata` selects.
+    compact = False
+
+    def holds(self, contents: Any) -> bool:
+        return contents.images is not None and contents.compact_metadata == self.compact
+
     def version(self, obj: ImageTable) -> str:
         digests = np.asarray(obj.sha256)
         short = digests.ndim == 2 and digests.shape[1] != 32
@@ -116,7 +141,13 @@ class Images(Element, encoding_type="images", label="image metadata", reads=("1.
         digests = obj.sha256
         if isinstance(digests, (list, tuple)) and digests and isinstance(digests[0], (bytes, bytearray)):
             obj = ImageTable(**{**vars(obj), "sha256": [np.frombuffer(bytes(d), dtype=np.uint8) for d in digests]})
-        return super().normalise(obj)
+        return layout.normalise(_InMemory(self), obj)
+
+    def validate(self, obj: ImageTable, ctx: Context) -> None:
+        """The in-memory table's dtypes and shapes (as `table_fields` declare), then its rules."""
+        sizes = {**ctx.sizes, "version": ctx.versions.get(self.encoding_type)}
+        layout.expect_arrays(_InMemory(self), obj, sizes, self.path)
+        self.check(obj, ctx)
 
     def check(self, obj: ImageTable, ctx: Context) -> None:
         _check_shapes(obj.shapes, ctx.w)
@@ -124,6 +155,10 @@ class Images(Element, encoding_type="images", label="image metadata", reads=("1.
         ctx.image_shapes = obj.shapes
         check_image_fits_decoder(ctx.spec, ctx.latent_shapes, obj.shapes, ctx.header.x_bits)
 
+    def image_shapes(self, archive: Any) -> np.ndarray:
+        """``(w, 3)`` int32 image shapes of an open archive, read before the rest of the table (``/pixels``)."""
+        return archive._read("/images/shapes", np.int32)
+
     def build(self, values: dict[str, Any], archive: Any) -> ImageTable:
         values = {**values, "modes": _shared(values["modes"]), "formats": _shared(values["formats"])}
-        return ImageTable(**{f.name: values.get(f.name) for f in self.fields})
+        return ImageTable(**{f.name: values.get(f.name) for f in self.table_fields})

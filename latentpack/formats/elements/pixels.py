@@ -141,7 +141,7 @@ def _data(name: str, dtype: Any, shape: Any = (None,), counted: bool | None = No
 
 @register
 class Pixels(
-    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3",), since="1.3",
+    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3", "1.4"), since="1.3",
     optional=True, display=0, header_bits="residual_bits", replaces=("decoder", "latents"), excludes=("lossless",),
 ):
     fields = (
@@ -207,7 +207,7 @@ class Pixels(
         _check_network(attrs, hidden, n["shifts"], n["kernels"], n["biases"])
         check_index_shapes(archive, _BASE)
         if archive._ctx.image_shapes is None:
-            archive._ctx.image_shapes = archive._read("/images/shapes", np.int32)
+            archive._ctx.image_shapes = archive._elements["images"].image_shapes(archive)
         self._account(archive._ctx, n)
 
     def build(self, values: dict[str, Any], archive: Any) -> PixelModelCoding:
