@@ -160,4 +160,6 @@ def test_option_errors_are_latentpack_errors() -> None:
     with pytest.raises(OptionError, match="needs lossy coded latents"):
         CompressOptions(quality=30.0, lossless=True).check()
     assert CompressOptions(max_bytes=10_000).stored_weight_dtype == "float16"
-    assert CompressOptions(quality=30.0).stored_weight_dtype == "float32"
+    assert CompressOptions(quality=30.0).stored_weight_dtype == "float16"  # rate-distortion training: the decoder is rate
+    assert CompressOptions(quality=30.0, objective="mse").stored_weight_dtype == "float32"
+    assert CompressOptions(lossless=True, lossless_coder="residual").stored_weight_dtype == "float32"
