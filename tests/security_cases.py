@@ -169,6 +169,7 @@ class Crafted:
         prepare: Sets up the output folder first (symlinks planted there).
         base: ``(w, arch)`` of the base archive.
         reader: Whether reading alone (``inspect``) must refuse it too.
+        source: Writes the base archive into a folder instead (a fixture copy, coded latents).
     """
 
     tamper: Callable[[h5py.File, Path], None]
@@ -177,6 +178,32 @@ class Crafted:
     prepare: Callable[[Path], None] | None = None
     base: tuple[int, str] = (BASE_W, "dense")
     reader: bool = True
+    source: Callable[[Path], Path] | None = None
+
+
+def _coded_base(folder: Path) -> Path:
+    from archive_factory import with_v11_features
+
+    return write_archive(folder / "crafted.lpk", with_v11_features(make_contents(w=BASE_W)), force=True)
+
+
+def _fixture_base(name: str) -> Callable[[Path], Path]:
+    def source(folder: Path) -> Path:
+        return Path(shutil.copy(HERE / "data" / "archives" / name, folder / "crafted.lpk"))
+
+    return source
+
+
+def _fill(path: str, value: int) -> Callable[[h5py.File, Path], None]:
+    return lambda f, t: f[path].__setitem__(Ellipsis, value)
+
+
+def _modes(*modes: bytes) -> Callable[[h5py.File, Path], None]:
+    return lambda f, t: _replace(f, "images/modes", _fixed(list(modes) + [b"L"] * (BASE_W - len(modes))))
+
+
+_LOSSLESS = _fixture_base("v1.1/conv-mixed-lossless.lpk")
+_PIXELS = _fixture_base("v1.3/pixels-mixed.lpk")
 
 
 _KERAS_LAMBDA = {
@@ -223,7 +250,7 @@ CRAFTED: dict[str, Crafted] = {
     ),
     # sizes and counts
     "10^12 pixels": Crafted(_huge_pixels, CorruptArchiveError, "/images/shapes", base=(240, "dense")),
-    "decoder needs 1.6e9 values": Crafted(_huge_decode, ArchiveError, "/latents/shapes", base=(BASE_W, "conv"), reader=False),
+    "decoder needs 1.6e9 values": Crafted(_huge_decode, ArchiveError, "/latents/shapes", base=(BASE_W, "conv")),
     "image bigger than side limit": Crafted(
         lambda f, t: f["images/shapes"].__setitem__(0, [70000, 14, 1]), CorruptArchiveError, "/images/shapes"
     ),
@@ -300,6 +327,19 @@ CRAFTED: dict[str, Crafted] = {
         lambda f, t: _replace(f, "decoder/architecture", np.void(pickle.dumps({"a": 1}))),
         CorruptArchiveError, "/decoder/architecture",
     ),
+    # streams and decoding (issue 13): constriction's assertions, overflow, modes no file can hold
+    "latent stream does not decode": Crafted(_fill("latents/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                             "/latents/stream", source=_coded_base),
+    "residual stream does not decode": Crafted(_fill("lossless/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                               "/lossless/stream", source=_LOSSLESS, reader=False),
+    "pixel-model stream does not decode": Crafted(_fill("pixels/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                                  "/pixels/stream", source=_PIXELS, reader=False),
+    "latent step 1e308": Crafted(lambda f, t: f["latents"].attrs.__setitem__("step", 1e308), CorruptArchiveError,
+                                 "/latents", source=_coded_base),
+    "unknown mode": Crafted(_modes(b"XYZ"), CorruptArchiveError, "/images/modes"),
+    "palette image without palette": Crafted(_modes(b"P"), CorruptArchiveError, "/images/palette_index"),
+    "mode no file format holds": Crafted(_modes(b"CMYK", b"CMYK", b"CMYK"), CorruptArchiveError, "/images/formats",
+                                         reader=False),
     # HDF5 storage
     "external storage /etc/passwd": Crafted(_external_storage, CorruptArchiveError, "/latents/values"),
     "external link": Crafted(_external_link, CorruptArchiveError, "/latents/values"),
@@ -330,7 +370,10 @@ def craft(name: str, folder: Path) -> Path:
     """Write crafted archive `name` as ``folder / "crafted.lpk"``."""
     case = CRAFTED[name]
     w, arch = case.base
-    path = write_archive(folder / "crafted.lpk", make_contents(w=w, arch=arch, seed=w), force=True)
+    if case.source is not None:
+        path = case.source(folder)
+    else:
+        path = write_archive(folder / "crafted.lpk", make_contents(w=w, arch=arch, seed=w), force=True)
     with h5py.File(path, "r+") as f:
         case.tamper(f, folder)
     return path

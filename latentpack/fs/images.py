@@ -31,6 +31,7 @@ __all__ = [
     "ACCEPTED_FORMATS",
     "NATURAL_CHANNELS",
     "MODE_OF_CHANNELS",
+    "OUTPUT_MODES",
     "ImageReadError",
     "OpenedImage",
     "open_image",
@@ -50,7 +51,9 @@ MODE_OF_CHANNELS = {c: mode for mode, c in NATURAL_CHANNELS.items()}
 #: Original modes read, and the natural mode each maps to (P is decided by its palette).
 _NATURAL_OF = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA",
                "CMYK": "RGB", "YCbCr": "RGB", "PA": "RGBA"}
-_OUTPUT_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"}
+#: The original modes extraction can produce (any other stored mode is refused, naming the image).
+OUTPUT_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"})
+_OUTPUT_MODES = OUTPUT_MODES
 
 
 class ImageReadError(ValueError):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from latentpack.codec.decode import digest_checked, iter_images
-from latentpack.formats import read_archive
+from latentpack.formats import ArchiveContents, ArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, natural_pixels, open_image
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
@@ -131,6 +131,16 @@ def verify_archive(
     """
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
     contents = read_archive(archive)
+    try:
+        return _verify(archive, contents, folder, progress)
+    except ArchiveError as err:  # a stream that does not decode, a non-finite image: name the file too
+        err.file = err.file or archive
+        raise
+
+
+def _verify(archive: str | os.PathLike, contents: ArchiveContents, folder: str | os.PathLike | None,
+            progress: ProgressFactory | None) -> VerifyReport:
+    """`verify_archive` after the archive was read."""
     table = contents.images
     lossless = digest_checked(contents)
     report = VerifyReport(archive=os.fspath(archive), lossless=lossless)
