@@ -202,6 +202,19 @@ def _modes(*modes: bytes) -> Callable[[h5py.File, Path], None]:
     return lambda f, t: _replace(f, "images/modes", _fixed(list(modes) + [b"L"] * (BASE_W - len(modes))))
 
 
+def _palette_bomb(f: h5py.File, tmp: Path) -> None:
+    """/images/palettes: 256 MiB of zeros deflated chunk by chunk (about 256 KiB in the file); no image uses it."""
+    import zlib
+
+    rows, n = 1024, (256 << 20) // 1024
+    chunk = zlib.compress(bytes(rows * 1024), 9)
+    del f["images/palettes"]
+    ds = f["images"].create_dataset("palettes", shape=(n, 256, 4), dtype=np.uint8, chunks=(rows, 256, 4),
+                                    compression="gzip")
+    for start in range(0, n, rows):
+        ds.id.write_direct_chunk((start, 0, 0), chunk)
+
+
 _LOSSLESS = _fixture_base("v1.1/conv-mixed-lossless.lpk")
 _PIXELS = _fixture_base("v1.3/pixels-mixed.lpk")
 
@@ -340,6 +353,7 @@ CRAFTED: dict[str, Crafted] = {
     "palette image without palette": Crafted(_modes(b"P"), CorruptArchiveError, "/images/palette_index"),
     "mode no file format holds": Crafted(_modes(b"CMYK", b"CMYK", b"CMYK"), CorruptArchiveError, "/images/formats",
                                          reader=False),
+    "gzip bomb in an unused element": Crafted(_palette_bomb, CorruptArchiveError, "/images/palettes"),
     # HDF5 storage
     "external storage /etc/passwd": Crafted(_external_storage, CorruptArchiveError, "/latents/values"),
     "external link": Crafted(_external_link, CorruptArchiveError, "/latents/values"),

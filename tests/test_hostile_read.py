@@ -138,3 +138,69 @@ def test_zero_image_archive_reads_everywhere(tmp_path):
     result = invoke("extract", path, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# -- bounded memory: a gzip bomb in an element no image uses --------------------------------------------
+
+
+def _palette_bomb(path: Path, declared: int) -> None:
+    """Replace /images/palettes by `declared` bytes of zeros, deflated chunk by chunk (about 1 KiB a MiB)."""
+    import zlib
+
+    rows_per_chunk = 1024  # 1 MiB chunks of (1024, 256, 4) uint8
+    n = declared // (256 * 4)
+    chunk = zlib.compress(bytes(rows_per_chunk * 256 * 4), 9)
+    with h5py.File(path, "r+") as f:
+        del f["images/palettes"]
+        ds = f["images"].create_dataset("palettes", shape=(n, 256, 4), dtype=np.uint8,
+                                        chunks=(rows_per_chunk, 256, 4), compression="gzip")
+        for start in range(0, n, rows_per_chunk):
+            ds.id.write_direct_chunk((start, 0, 0), chunk)
+
+
+_PEAK = """
+import resource, sys
+from latentpack.cli import main
+sys.argv = ["latentpack"] + sys.argv[1:]
+try:
+    main()
+finally:
+    print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def _peak_run(*args) -> tuple[int, str, int]:
+    import os
+    import re
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, "-c", _PEAK, *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    peak = int(re.search(r"PEAK_KIB (\d+)", p.stderr).group(1))
+    return p.returncode, p.stderr, peak
+
+
+def test_gzip_bomb_in_an_unused_element_is_refused_without_being_read(tmp_path):
+    path = write_archive(tmp_path / "bomb.lpk", make_contents(w=3), force=True)  # no image uses a palette
+    _palette_bomb(path, 1 << 30)  # 1 GiB declared in about 1 MiB of file
+    assert path.stat().st_size < 4 << 20
+    _, _, baseline = _peak_run("list", write_archive(tmp_path / "plain.lpk", make_contents(w=3), force=True))
+    for args in (["list", path], ["inspect", path], ["extract", path, "-o", tmp_path / "out"], ["verify", path]):
+        code, stderr, peak = _peak_run(*args)
+        assert code == 1 and "Traceback" not in stderr, stderr
+        assert f"Error: {path}: /images/palettes: declares 1,073,741,824 bytes" in stderr, stderr
+        assert peak < baseline + (64 << 10), (args[0], peak, baseline)  # within 64 MiB of a plain list
+    assert not (tmp_path / "out").exists()
+
+
+def test_extract_and_verify_read_only_what_decoding_needs(tmp_path):
+    """A damaged training record (not JSON) stops inspect, but extract and verify never read it."""
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=3), force=True)
+    with h5py.File(path, "r+") as f:
+        _replace(f, "training/config", _fixed([b"{not json"]).reshape(()))
+    _one_error_line(invoke("inspect", path), path, "/training/config")
+    result = invoke("extract", path, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 3
+    assert invoke("verify", path).exit_code == 0

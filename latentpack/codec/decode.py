@@ -20,7 +20,10 @@ from latentpack.codec.runtime.reconstruct import check_decodable, integer_latent
 from latentpack.formats import ArchiveContents, CorruptArchiveError, ImageTable, validate_architecture
 from latentpack.fs.images import OUTPUT_MODES
 
-__all__ = ["iter_images", "check_decodable_images", "check_image_table", "check_latent_range", "digest_checked"]
+__all__ = ["DECODING_PARTS", "iter_images", "check_decodable_images", "check_image_table", "check_latent_range", "digest_checked"]
+
+#: The parts of an archive that decoding its images reads (`latentpack.formats.read_archive`'s ``parts``).
+DECODING_PARTS = ("decoder", "latents", "images", "lossless", "pixels")
 
 
 def digest_checked(contents: ArchiveContents) -> bool:

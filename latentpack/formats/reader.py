@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import h5py
 
@@ -107,7 +107,7 @@ class Archive:
 
     def _dataset(self, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
         with self._at(path):
-            self._ds[path] = checked_dataset(self._file, path, dtype, shape)
+            self._ds[path] = checked_dataset(self._file, path, dtype, shape, self._ctx.w)
             return self._ds[path]
 
     def _read(self, path: str, dtype: Any) -> Any:
@@ -282,10 +282,19 @@ class Archive:
         for element in registry.elements():
             self.part(element.part)
 
-    def contents(self) -> ArchiveContents:
-        """Everything, read and checked (every element's value under its `ArchiveContents` field)."""
-        parts = {el.part: self.part(el.part) for el in registry.elements()}
-        return ArchiveContents(**parts, writer=self.writer, created=self.created)
+    def contents(self, parts: Collection[str] | None = None) -> ArchiveContents:
+        """Everything, read and checked (every element's value under its `ArchiveContents` field).
+
+        Args:
+            parts: Read only these parts (``"images"``, ``"quality"``, ...);
+                the others are not read at all and come back as None
+                (``training`` as ``{}``). The header is always there.
+        """
+        wanted = {el.part for el in registry.elements()} if parts is None else set(parts) | {"header"}
+        values = {el.part: self.part(el.part) if el.part in wanted else None for el in registry.elements()}
+        if values.get("training") is None:
+            values["training"] = {}
+        return ArchiveContents(**values, writer=self.writer, created=self.created)
 
     def storage_breakdown(self) -> dict[str, int]:
         """Bytes the archive spends on each element that holds datasets.
@@ -364,11 +373,12 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
     return Archive(path)
 
 
-def read_archive(path: str | os.PathLike[str]) -> ArchiveContents:
-    """Read and check a whole archive.
+def read_archive(path: str | os.PathLike[str], parts: Collection[str] | None = None) -> ArchiveContents:
+    """Read and check a whole archive, or only the parts a command needs.
 
     Args:
         path: The archive's path.
+        parts: Only these parts (see `Archive.contents`); default all.
 
     Returns:
         Everything the archive holds.
@@ -377,7 +387,7 @@ def read_archive(path: str | os.PathLike[str]) -> ArchiveContents:
         ArchiveError: see `Archive`.
     """
     with open_archive(path) as archive:
-        return archive.contents()
+        return archive.contents(parts)
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:

@@ -28,7 +28,7 @@ from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.decode import check_decodable_images, digest_checked, iter_images
+from latentpack.codec.decode import DECODING_PARTS, check_decodable_images, digest_checked, iter_images
 from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
 from latentpack.errors import LatentpackError
 from latentpack.formats import ArchiveContents, ArchiveError, CorruptArchiveError, read_archive
@@ -170,7 +170,7 @@ def extract_archive(
             sha256 differs from the stored one; nothing wrong is left behind.
     """
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
-    contents = read_archive(archive)
+    contents = read_archive(archive, DECODING_PARTS)  # not the quality or the training record: never read
     table = contents.images
     indices = select_images(table.names, names)
     outdir = Path(outdir)
