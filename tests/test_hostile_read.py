@@ -204,3 +204,40 @@ def test_extract_and_verify_read_only_what_decoding_needs(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "out").rglob("*.png"))) == 3
     assert invoke("verify", path).exit_code == 0
+
+
+# -- strict spec: attribute types and Fletcher-32 as FORMAT.md gives them ----------------------------------
+
+STRICT = {
+    "int32 where int64": (lambda f: f["header"].attrs.__setitem__("w", np.int32(3)), "/header", "expected int64"),
+    "uint64 where int64": (lambda f: f["header"].attrs.__setitem__("y", np.uint64(4)), "/header", "expected int64"),
+    "float32 where float64": (lambda f: f["quality"].attrs.__setitem__("mean_psnr", np.float32(f["quality"].attrs["mean_psnr"])),
+                              "/quality", "expected float64"),
+    "int8 where bool": (lambda f: f["header"].attrs.__setitem__("beats_raw", np.int8(0)), "/header", "expected bool"),
+    "weight without Fletcher-32": (
+        lambda f: _replace(f, "decoder/layers/g_s_out/bias", f["decoder/layers/g_s_out/bias"][()]),
+        "/decoder/layers/g_s_out/bias", "Fletcher-32"),
+    "latent values without Fletcher-32": (
+        lambda f: _replace(f, "latents/values", f["latents/values"][()]), "/latents/values", "Fletcher-32"),
+}
+
+
+@pytest.mark.parametrize("name", list(STRICT))
+def test_reader_accepts_only_what_the_format_allows(tmp_path, name):
+    edit, hdf5_path, reason = STRICT[name]
+    path = write_archive(tmp_path / "a.lpk", make_contents(w=3), force=True)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    for command in ("inspect", "list"):
+        result = invoke(command, path)
+        _one_error_line(result, path, hdf5_path)
+        assert reason in result.output, result.output
+
+
+def test_coded_stream_without_fletcher32_is_refused(tmp_path):
+    path = _base("coded", tmp_path)
+    with h5py.File(path, "r+") as f:
+        _replace(f, "latents/stream", f["latents/stream"][()])
+    result = invoke("list", path)
+    _one_error_line(result, path, "/latents/stream")
+    assert "Fletcher-32" in result.output

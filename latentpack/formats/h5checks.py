@@ -5,10 +5,13 @@ so the storage rules of docs/FORMAT.md hold everywhere::
 
     path -> hard links only -> group / dataset -> not virtual, no external
          storage, filters gzip/shuffle/fletcher32 only -> dtype -> shape
-         -> declared size <= MAX_EXPANSION * stored size + 1 MiB
+         -> declared size <= MAX_EXPANSION * stored size + 1 MiB, and
+            <= DENSE_EXPANSION * stored + DENSE_SLACK + DENSE_PER_IMAGE * w
+         -> Fletcher-32 where FORMAT.md makes it a MUST (weights, values, streams)
 
-Attributes get the same treatment: their dtype and shape are checked before
-their value is read. Strings MUST be fixed-length (NUL-padded) UTF-8; a
+Attributes get the same treatment: their dtype (int64, float64 and bool
+exactly, as FORMAT.md gives them) and shape are checked before their value
+is read. Strings MUST be fixed-length (NUL-padded) UTF-8; a
 variable-length string is refused from its type alone, so the reader never
 reads HDF5's global heap (which has no checksum, and on which libhdf5 1.14
 can loop forever when it is damaged).
@@ -49,6 +52,7 @@ __all__ = [
     "parse_version",
     "checked_dataset",
     "check_declared_size",
+    "must_checksum",
     "read_data",
 ]
 
@@ -145,12 +149,25 @@ def _attr_id(obj: Any, path: str, name: str) -> Any:
     return aid
 
 
-def get_attr(obj: Any, path: str, name: str) -> Any:
-    """A scalar numeric (or bool) attribute, its type checked before it is read."""
+def get_attr(obj: Any, path: str, name: str, dtype: Any = None) -> Any:
+    """A scalar numeric (or bool) attribute, its type checked before it is read.
+
+    Args:
+        dtype: The exact type FORMAT.md gives it (``np.int64``, ``np.float64``,
+            ``np.bool_``: h5py's enum over int8), either byte order; None
+            accepts any integer, float or bool type.
+    """
     aid = _attr_id(obj, path, name)
     if aid.dtype.kind not in "biuf" or aid.shape != ():
         raise _fail(path, f"attribute {name}: expected a scalar number, got dtype {aid.dtype} shape {aid.shape}")
+    if dtype is not None and not _same_type(aid.dtype, np.dtype(dtype)):
+        raise _fail(path, f"attribute {name}: expected {np.dtype(dtype).name}, got {aid.dtype}")
     return obj.attrs[name]
+
+
+def _same_type(got: np.dtype, want: np.dtype) -> bool:
+    """Same kind and size, either byte order."""
+    return got.kind == want.kind and got.itemsize == want.itemsize
 
 
 def _str_attr_id(obj: Any, path: str, name: str, ndim: int) -> Any:
@@ -232,7 +249,15 @@ def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple, w: in
             raise _fail(path, f"expected {shape[0]} entries, got {got[0]}")
         raise _fail(path, f"expected shape {_want_shape(shape)}, got {got}")
     check_declared_size(path, ds.size * ds.dtype.itemsize, ds.id.get_storage_size(), w)
+    if ds.size and must_checksum(path) and not ds.fletcher32:
+        raise _fail(path, "stored without the Fletcher-32 checksum that FORMAT.md requires of decoder weights, "
+                          "/latents/values and coded streams")
     return ds
+
+
+def must_checksum(path: str) -> bool:
+    """Whether FORMAT.md ("Storage rules") says writers MUST store this dataset with Fletcher-32."""
+    return path.startswith("/decoder/layers/") or path == "/latents/values" or path.endswith("/stream")
 
 
 def check_declared_size(path: str, declared: int, stored: int, w: int = 0) -> None:

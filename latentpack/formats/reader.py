@@ -286,14 +286,11 @@ class Archive:
         """Everything, read and checked (every element's value under its `ArchiveContents` field).
 
         Args:
-            parts: Read only these parts (``"images"``, ``"quality"``, ...);
-                the others are not read at all and come back as None
-                (``training`` as ``{}``). The header is always there.
+            parts: Read only these parts (``"images"``, ...); the others are never read: None (training ``{}``).
         """
-        wanted = {el.part for el in registry.elements()} if parts is None else set(parts) | {"header"}
-        values = {el.part: self.part(el.part) if el.part in wanted else None for el in registry.elements()}
-        if values.get("training") is None:
-            values["training"] = {}
+        values = {el.part: self.part(el.part) if parts is None or el.part in {*parts, "header"} else None
+                  for el in registry.elements()}
+        values["training"] = values.get("training") or {}
         return ArchiveContents(**values, writer=self.writer, created=self.created)
 
     def storage_breakdown(self) -> dict[str, int]:
@@ -391,16 +388,6 @@ def read_archive(path: str | os.PathLike[str], parts: Collection[str] | None = N
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:
-    """Read an archive's header (after the checks opening does).
-
-    Args:
-        path: The archive's path.
-
-    Returns:
-        The header.
-
-    Raises:
-        ArchiveError: see `Archive`.
-    """
+    """Read an archive's header (after the checks opening does); raises `ArchiveError` (see `Archive`)."""
     with open_archive(path) as archive:
         return archive.header
