@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ from latentpack.ops.extract import extract_archive  # noqa: E402
 from latentpack.formats import ArchiveError, CorruptArchiveError, open_archive, write_archive  # noqa: E402
 from latentpack.fs.names import UnsafeNameError  # noqa: E402
 
-__all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport"]
+__all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport",
+           "Swapper", "swap_races", "RaceReport"]
 
 #: The errors a hostile archive may give; anything else is a bug.
 REFUSALS = (ArchiveError, UnsafeNameError)
@@ -669,4 +671,94 @@ def kill_compress(kills: int, root: Path, seed: int = 0) -> KillReport:
                 report.stray.append(p.name)
             elif p != target:
                 p.unlink()  # a hidden temp file a SIGKILL left: allowed, removed before the next round
+    return report
+
+
+# -- a folder swapped for a symlink while extracting ---------------------------------------------------
+
+
+class Swapper(threading.Thread):
+    """Swap ``out/sub`` for a symlink to ``elsewhere`` and back, over and over, until stopped."""
+
+    def __init__(self, out: Path, elsewhere: Path, restore: bool):
+        super().__init__(daemon=True)
+        self.sub, self.real, self.elsewhere, self.restore = out / "sub", out / "sub.real", elsewhere, restore
+        self.stop, self.swaps = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.sub.is_dir():
+            time.sleep(0.0002)
+        while not self.stop.is_set():
+            try:
+                os.rename(self.sub, self.real)
+                os.symlink(self.elsewhere, self.sub)
+                self.swaps += 1
+                time.sleep(0.001)
+                if not self.restore:
+                    return
+                os.unlink(self.sub)
+                os.rename(self.real, self.sub)
+                time.sleep(0.001)
+            except OSError:  # the run rolled back (sub gone): nothing left to swap
+                time.sleep(0.0005)
+
+    def finish(self) -> None:
+        """Stop, and put the real folder back at its name if the symlink is there."""
+        self.stop.set()
+        self.join(5)
+        if self.sub.is_symlink():
+            self.sub.unlink()
+        if self.real.is_dir():
+            os.rename(self.real, self.sub)
+
+
+@dataclass
+class RaceReport:
+    """What `swap_races` saw: runs that completed, runs stopped cleanly, and what went wrong."""
+
+    tried: int = 0
+    completed: int = 0
+    stopped: int = 0
+    swaps: int = 0
+    through_symlink: int = 0
+    left_behind: int = 0
+    unexpected: list[str] = field(default_factory=list)
+
+
+def swap_races(runs: int, files: int, root: Path) -> RaceReport:
+    """Write `files` tiny files under ``OUT/sub`` while a thread swaps ``OUT/sub`` for a symlink and back.
+
+    A run must either complete into the real folder or stop with
+    `OutputChangedError` leaving no file; no file may ever reach the
+    symlink's target.
+    """
+    from latentpack.fs.held import OutputChangedError
+    from latentpack.fs.output import OutputFolder, check_targets
+
+    report = RaceReport()
+    names = [f"sub/f{i:05d}.txt" for i in range(files)]
+    for run in range(runs):
+        out, elsewhere = root / f"race{run}" / "out", root / f"race{run}" / "elsewhere"
+        elsewhere.mkdir(parents=True)
+        swapper = Swapper(out, elsewhere, restore=run % 2 == 0)
+        swapper.start()
+        report.tried += 1
+        try:
+            with OutputFolder(out, check_targets("race", out, names, range(files), force=False), names) as folder:
+                for i in range(files):
+                    folder.write(i, b"%d" % i)
+            swapper.finish()
+            report.completed += 1
+            got = sum(len(f) for _, _, f in os.walk(out / "sub"))
+            if got != files:
+                report.unexpected.append(f"run {run}: completed with {got} of {files} files in OUT/sub")
+        except OutputChangedError:
+            report.stopped += 1
+            swapper.finish()
+            report.left_behind += sum(len(f) for _, _, f in os.walk(out))
+        except Exception as err:  # noqa: BLE001 - anything else is what the report is for
+            swapper.finish()
+            report.unexpected.append(f"run {run}: {type(err).__name__}: {err}")
+        report.swaps += swapper.swaps
+        report.through_symlink += len(os.listdir(elsewhere))
     return report

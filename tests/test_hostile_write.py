@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,83 +23,28 @@ from PIL import Image, ImageCms
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from security_cases import swap_races  # noqa: E402
+
 from latentpack.cli import cli  # noqa: E402
 from latentpack.fs.held import OutputChangedError  # noqa: E402
 from latentpack.fs.images import ImageReadError, open_image  # noqa: E402
 from latentpack.fs.output import OutputFolder, check_targets  # noqa: E402
 
 FILES = 3000
-RUNS = 5
+RUNS = 6
 
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-class Swapper(threading.Thread):
-    """Swap ``out/sub`` for a symlink to ``elsewhere`` and back, over and over, until stopped."""
-
-    def __init__(self, out: Path, elsewhere: Path, restore: bool):
-        super().__init__(daemon=True)
-        self.sub, self.real, self.elsewhere, self.restore = out / "sub", out / "sub.real", elsewhere, restore
-        self.stop, self.swaps = threading.Event(), 0
-
-    def run(self) -> None:
-        while not self.stop.is_set() and not self.sub.is_dir():
-            time.sleep(0.0002)
-        while not self.stop.is_set():
-            try:
-                os.rename(self.sub, self.real)
-                os.symlink(self.elsewhere, self.sub)
-                self.swaps += 1
-                time.sleep(0.001)
-                if not self.restore:
-                    return
-                os.unlink(self.sub)
-                os.rename(self.real, self.sub)
-                time.sleep(0.001)
-            except OSError:  # the run rolled back (sub gone): nothing left to swap
-                time.sleep(0.0005)
-
-    def finish(self) -> None:
-        """Stop, and put the real folder back at its name if the symlink is there."""
-        self.stop.set()
-        self.join(5)
-        if self.sub.is_symlink():
-            self.sub.unlink()
-        if self.real.is_dir():
-            os.rename(self.real, self.sub)
-
-
-def _files(root: Path) -> list[Path]:
-    return [Path(d) / f for d, _, fs in os.walk(root) for f in fs]  # os.walk follows no symlink
-
-
-@pytest.mark.parametrize("restore", [True, False], ids=["swap-and-back", "swap-once"])
-def test_a_folder_swapped_for_a_symlink_never_redirects_a_write(tmp_path, restore):
-    names = [f"sub/f{i:05d}.txt" for i in range(FILES)]
-    stopped = 0
-    for run in range(RUNS):
-        out, elsewhere = tmp_path / f"out{run}", tmp_path / f"elsewhere{run}"
-        elsewhere.mkdir()
-        root = check_targets("test", out, names, range(FILES), force=False)
-        swapper = Swapper(out, elsewhere, restore)
-        swapper.start()
-        try:
-            with OutputFolder(out, root, names) as folder:
-                for i in range(FILES):
-                    folder.write(i, b"%d" % i)
-        except OutputChangedError as err:
-            stopped += 1
-            assert "swapped" in str(err) or "not a plain folder" in str(err), str(err)
-            swapper.finish()
-            assert _files(tmp_path / f"out{run}") == []  # rolled back: every file written is gone
-        else:
-            swapper.finish()
-            written = sorted(p.name for p in _files(out))
-            assert written == [n.split("/")[1] for n in names]
-        assert os.listdir(elsewhere) == []  # never a write through the symlink
-    assert stopped >= 1  # the race was really run: at least one run met a swapped folder
+def test_a_folder_swapped_for_a_symlink_never_redirects_a_write(tmp_path):
+    report = swap_races(RUNS, FILES, tmp_path)  # even runs swap and swap back, odd ones swap once
+    assert report.unexpected == []
+    assert report.through_symlink == 0  # never a write through the symlink
+    assert report.left_behind == 0  # a stopped run removed every file it wrote
+    assert report.completed + report.stopped == RUNS
+    assert report.stopped >= 1 and report.swaps >= RUNS  # the race was really run
 
 
 def test_extract_stops_cleanly_when_its_folder_is_swapped(tmp_path, monkeypatch):
@@ -131,6 +74,10 @@ def test_extract_stops_cleanly_when_its_folder_is_swapped(tmp_path, monkeypatch)
     assert "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1].startswith(f"Error: {out / 'sub'}: was swapped while extracting")
     assert os.listdir(elsewhere) == [] and _files(out) == []
+
+
+def _files(root: Path) -> list[Path]:
+    return [Path(d) / f for d, _, fs in os.walk(root) for f in fs]  # os.walk follows no symlink
 
 
 # -- no silent loss: several frames, EXIF orientation, ICC profiles ------------------------------------
