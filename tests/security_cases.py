@@ -45,7 +45,7 @@ from latentpack.formats import ArchiveError, CorruptArchiveError, open_archive, 
 from latentpack.fs.names import UnsafeNameError  # noqa: E402
 
 __all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport",
-           "Swapper", "swap_races", "RaceReport"]
+           "Swapper", "swap_races", "RaceReport", "palette_bomb"]
 
 #: The errors a hostile archive may give; anything else is a bug.
 REFUSALS = (ArchiveError, UnsafeNameError)
@@ -204,16 +204,19 @@ def _modes(*modes: bytes) -> Callable[[h5py.File, Path], None]:
     return lambda f, t: _replace(f, "images/modes", _fixed(list(modes) + [b"L"] * (BASE_W - len(modes))))
 
 
-def _palette_bomb(f: h5py.File, tmp: Path) -> None:
-    """/images/palettes: 256 MiB of zeros deflated chunk by chunk (about 256 KiB in the file); no image uses it."""
+def palette_bomb(f: h5py.File, declared: int) -> None:
+    """Replace /images/palettes by `declared` bytes of zeros, deflated chunk by chunk (about 1 KiB a MiB).
+
+    No image uses a palette in `make_contents`: a bomb in an element nothing needs.
+    """
     import zlib
 
-    rows, n = 1024, (256 << 20) // 1024
-    chunk = zlib.compress(bytes(rows * 1024), 9)
+    rows = 1024  # 1 MiB chunks of (1024, 256, 4) uint8
+    chunk = zlib.compress(bytes(rows * 256 * 4), 9)
     del f["images/palettes"]
-    ds = f["images"].create_dataset("palettes", shape=(n, 256, 4), dtype=np.uint8, chunks=(rows, 256, 4),
-                                    compression="gzip")
-    for start in range(0, n, rows):
+    ds = f["images"].create_dataset("palettes", shape=(declared // 1024, 256, 4), dtype=np.uint8,
+                                    chunks=(rows, 256, 4), compression="gzip")
+    for start in range(0, declared // 1024, rows):
         ds.id.write_direct_chunk((start, 0, 0), chunk)
 
 
@@ -355,7 +358,8 @@ CRAFTED: dict[str, Crafted] = {
     "palette image without palette": Crafted(_modes(b"P"), CorruptArchiveError, "/images/palette_index"),
     "mode no file format holds": Crafted(_modes(b"CMYK", b"CMYK", b"CMYK"), CorruptArchiveError, "/images/formats",
                                          reader=False),
-    "gzip bomb in an unused element": Crafted(_palette_bomb, CorruptArchiveError, "/images/palettes"),
+    "gzip bomb in an unused element": Crafted(lambda f, t: palette_bomb(f, 256 << 20), CorruptArchiveError,
+                                              "/images/palettes"),
     # HDF5 storage
     "external storage /etc/passwd": Crafted(_external_storage, CorruptArchiveError, "/latents/values"),
     "external link": Crafted(_external_link, CorruptArchiveError, "/latents/values"),

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from archive_factory import make_contents, with_v11_features  # noqa: E402
+from security_cases import palette_bomb  # noqa: E402
 
 from latentpack.cli import cli  # noqa: E402
 from latentpack.formats import write_archive  # noqa: E402
@@ -143,21 +144,6 @@ def test_zero_image_archive_reads_everywhere(tmp_path):
 # -- bounded memory: a gzip bomb in an element no image uses --------------------------------------------
 
 
-def _palette_bomb(path: Path, declared: int) -> None:
-    """Replace /images/palettes by `declared` bytes of zeros, deflated chunk by chunk (about 1 KiB a MiB)."""
-    import zlib
-
-    rows_per_chunk = 1024  # 1 MiB chunks of (1024, 256, 4) uint8
-    n = declared // (256 * 4)
-    chunk = zlib.compress(bytes(rows_per_chunk * 256 * 4), 9)
-    with h5py.File(path, "r+") as f:
-        del f["images/palettes"]
-        ds = f["images"].create_dataset("palettes", shape=(n, 256, 4), dtype=np.uint8,
-                                        chunks=(rows_per_chunk, 256, 4), compression="gzip")
-        for start in range(0, n, rows_per_chunk):
-            ds.id.write_direct_chunk((start, 0, 0), chunk)
-
-
 _PEAK = """
 import resource, sys
 from latentpack.cli import main
@@ -183,7 +169,8 @@ def _peak_run(*args) -> tuple[int, str, int]:
 
 def test_gzip_bomb_in_an_unused_element_is_refused_without_being_read(tmp_path):
     path = write_archive(tmp_path / "bomb.lpk", make_contents(w=3), force=True)  # no image uses a palette
-    _palette_bomb(path, 1 << 30)  # 1 GiB declared in about 1 MiB of file
+    with h5py.File(path, "r+") as f:
+        palette_bomb(f, 1 << 30)  # 1 GiB declared in about 1 MiB of file
     assert path.stat().st_size < 4 << 20
     _, _, baseline = _peak_run("list", write_archive(tmp_path / "plain.lpk", make_contents(w=3), force=True))
     for args in (["list", path], ["inspect", path], ["extract", path, "-o", tmp_path / "out"], ["verify", path]):
