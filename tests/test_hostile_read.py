@@ -228,3 +228,13 @@ def test_coded_stream_without_fletcher32_is_refused(tmp_path):
     result = invoke("list", path)
     _one_error_line(result, path, "/latents/stream")
     assert "Fletcher-32" in result.output
+
+
+def test_latentpack_open_names_the_file_of_a_stream_that_does_not_decode(tmp_path):
+    import latentpack
+    from latentpack.formats import CorruptArchiveError
+
+    path = _crafted("latent stream", tmp_path)
+    archive = latentpack.open(path)
+    with pytest.raises(CorruptArchiveError, match=f"^{path}: /latents/stream: the latent stream cannot be decoded"):
+        archive[0]
