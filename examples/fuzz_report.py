@@ -1,6 +1,6 @@
 """Attack latentpack with hostile archives and kills, and print the figures the README quotes.
 
-    PYTHONPATH=. python examples/fuzz_report.py [--fuzz 2000] [--kills 10] [--seed 0]
+    PYTHONPATH=. python examples/fuzz_report.py [--fuzz 2000] [--kills 10] [--races 10] [--seed 0]
 
 Runs, with larger counts than the test suite (tests/test_security.py):
 
@@ -10,7 +10,9 @@ Runs, with larger counts than the test suite (tests/test_security.py):
   validated and extracted into its own ``out/``;
 * ``--kills`` runs of ``python -m latentpack compress --force`` killed with
   SIGKILL at stratified random moments, plus one kill at each stage of an
-  archive write.
+  archive write;
+* ``--races`` extractions of 3,000 tiny files while a thread swaps the
+  folder they go to for a symlink (and back, every other run).
 
 Prints one line per figure and the command that produced them; exits 1 if
 any attack got through.
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from click.testing import CliRunner  # noqa: E402
-from security_cases import CRAFTED, craft, fuzz_archives, kill_compress, listing  # noqa: E402
+from security_cases import CRAFTED, craft, fuzz_archives, kill_compress, listing, swap_races  # noqa: E402
 
 from latentpack.cli import cli  # noqa: E402
 from latentpack.ops.extract import extract_archive  # noqa: E402
@@ -107,6 +109,8 @@ def main() -> int:
     parser.add_argument("--fuzz", type=int, default=2000, help="fuzzed archives (default 2000)")
     parser.add_argument("--kills", type=int, default=10, help="random SIGKILLs of compress (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
+    parser.add_argument("--races", type=int, default=10,
+                        help="extractions of 3,000 files while OUT/sub is swapped for a symlink (default 10)")
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="latentpack-fuzz-") as tmp:
@@ -128,6 +132,17 @@ def main() -> int:
             print(f"fuzzing found a problem: {err}")
             ok = False
 
+        if args.races:
+            t = time.perf_counter()
+            race = swap_races(args.races, 3000, root / "races")
+            print(f"extractions of 3,000 files with OUT/sub swapped for a symlink: {race.tried} ({race.swaps} swaps); "
+                  f"stopped cleanly: {race.stopped}, completed: {race.completed}; files written through the "
+                  f"symlink: {race.through_symlink}; files left by a stopped run: {race.left_behind}; unexpected: "
+                  f"{len(race.unexpected)}  ({time.perf_counter() - t:.0f} s)")
+            for p in race.unexpected:
+                print("  ", p)
+            ok &= not (race.unexpected or race.through_symlink or race.left_behind)
+
         t = time.perf_counter()
         n, problems = staged_kills(root)
         kills = kill_compress(args.kills, root / "kills", seed=args.seed) if args.kills else None
@@ -142,7 +157,7 @@ def main() -> int:
         for p in problems + (kills.corrupt + kills.stray if kills else []):
             print("  ", p)
     print(f"command: PYTHONPATH=. python examples/fuzz_report.py --fuzz {args.fuzz} --kills {args.kills} "
-          f"--seed {args.seed}")
+          f"--races {args.races} --seed {args.seed}")
     return 0 if ok else 1
 
 

@@ -39,14 +39,18 @@ class Archive:
 
     def __init__(self, path: str | os.PathLike):
         from latentpack.codec.decode import check_decodable_images
-        from latentpack.formats import read_archive
+        from latentpack.formats import ArchiveError, read_archive
         from latentpack.fs.special import require_regular
 
         self.path = os.fspath(path)
         require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
         contents = read_archive(path)
         names = contents.images.names
-        check_decodable_images(contents, range(len(names)))
+        try:
+            check_decodable_images(contents, range(len(names)))
+        except ArchiveError as err:
+            err.file = err.file or self.path
+            raise
         self._contents = contents
 
     def __enter__(self) -> "Archive":
@@ -129,8 +133,14 @@ class Archive:
         """Decode the images at sorted ``indices``: one stream, so the decoder runs on batches."""
         from latentpack.codec.decode import iter_images
 
-        for _, image, _, _ in iter_images(self.contents, indices):
-            yield np.asarray(image)
+        from latentpack.formats import ArchiveError
+
+        try:
+            for _, image, _, _ in iter_images(self.contents, indices):
+                yield np.asarray(image)
+        except ArchiveError as err:  # a stream that does not decode: name the file as the reader does
+            err.file = err.file or self.path
+            raise
 
 
 def open(path: str | os.PathLike) -> Archive:  # noqa: A001  (latentpack.open, like gzip.open)

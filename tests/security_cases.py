@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ from latentpack.ops.extract import extract_archive  # noqa: E402
 from latentpack.formats import ArchiveError, CorruptArchiveError, open_archive, write_archive  # noqa: E402
 from latentpack.fs.names import UnsafeNameError  # noqa: E402
 
-__all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport"]
+__all__ = ["CRAFTED", "Crafted", "craft", "fuzz_archives", "kill_compress", "listing", "FuzzReport", "KillReport",
+           "Swapper", "swap_races", "RaceReport", "palette_bomb"]
 
 #: The errors a hostile archive may give; anything else is a bug.
 REFUSALS = (ArchiveError, UnsafeNameError)
@@ -169,6 +171,7 @@ class Crafted:
         prepare: Sets up the output folder first (symlinks planted there).
         base: ``(w, arch)`` of the base archive.
         reader: Whether reading alone (``inspect``) must refuse it too.
+        source: Writes the base archive into a folder instead (a fixture copy, coded latents).
     """
 
     tamper: Callable[[h5py.File, Path], None]
@@ -177,6 +180,48 @@ class Crafted:
     prepare: Callable[[Path], None] | None = None
     base: tuple[int, str] = (BASE_W, "dense")
     reader: bool = True
+    source: Callable[[Path], Path] | None = None
+
+
+def _coded_base(folder: Path) -> Path:
+    from archive_factory import with_v11_features
+
+    return write_archive(folder / "crafted.lpk", with_v11_features(make_contents(w=BASE_W)), force=True)
+
+
+def _fixture_base(name: str) -> Callable[[Path], Path]:
+    def source(folder: Path) -> Path:
+        return Path(shutil.copy(HERE / "data" / "archives" / name, folder / "crafted.lpk"))
+
+    return source
+
+
+def _fill(path: str, value: int) -> Callable[[h5py.File, Path], None]:
+    return lambda f, t: f[path].__setitem__(Ellipsis, value)
+
+
+def _modes(*modes: bytes) -> Callable[[h5py.File, Path], None]:
+    return lambda f, t: _replace(f, "images/modes", _fixed(list(modes) + [b"L"] * (BASE_W - len(modes))))
+
+
+def palette_bomb(f: h5py.File, declared: int) -> None:
+    """Replace /images/palettes by `declared` bytes of zeros, deflated chunk by chunk (about 1 KiB a MiB).
+
+    No image uses a palette in `make_contents`: a bomb in an element nothing needs.
+    """
+    import zlib
+
+    rows = 1024  # 1 MiB chunks of (1024, 256, 4) uint8
+    chunk = zlib.compress(bytes(rows * 256 * 4), 9)
+    del f["images/palettes"]
+    ds = f["images"].create_dataset("palettes", shape=(declared // 1024, 256, 4), dtype=np.uint8,
+                                    chunks=(rows, 256, 4), compression="gzip")
+    for start in range(0, declared // 1024, rows):
+        ds.id.write_direct_chunk((start, 0, 0), chunk)
+
+
+_LOSSLESS = _fixture_base("v1.1/conv-mixed-lossless.lpk")
+_PIXELS = _fixture_base("v1.3/pixels-mixed.lpk")
 
 
 _KERAS_LAMBDA = {
@@ -223,7 +268,7 @@ CRAFTED: dict[str, Crafted] = {
     ),
     # sizes and counts
     "10^12 pixels": Crafted(_huge_pixels, CorruptArchiveError, "/images/shapes", base=(240, "dense")),
-    "decoder needs 1.6e9 values": Crafted(_huge_decode, ArchiveError, "/latents/shapes", base=(BASE_W, "conv"), reader=False),
+    "decoder needs 1.6e9 values": Crafted(_huge_decode, ArchiveError, "/latents/shapes", base=(BASE_W, "conv")),
     "image bigger than side limit": Crafted(
         lambda f, t: f["images/shapes"].__setitem__(0, [70000, 14, 1]), CorruptArchiveError, "/images/shapes"
     ),
@@ -300,6 +345,21 @@ CRAFTED: dict[str, Crafted] = {
         lambda f, t: _replace(f, "decoder/architecture", np.void(pickle.dumps({"a": 1}))),
         CorruptArchiveError, "/decoder/architecture",
     ),
+    # streams and decoding (issue 13): constriction's assertions, overflow, modes no file can hold
+    "latent stream does not decode": Crafted(_fill("latents/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                             "/latents/stream", source=_coded_base),
+    "residual stream does not decode": Crafted(_fill("lossless/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                               "/lossless/stream", source=_LOSSLESS, reader=False),
+    "pixel-model stream does not decode": Crafted(_fill("pixels/stream", 0xFFFFFFFF), CorruptArchiveError,
+                                                  "/pixels/stream", source=_PIXELS, reader=False),
+    "latent step 1e308": Crafted(lambda f, t: f["latents"].attrs.__setitem__("step", 1e308), CorruptArchiveError,
+                                 "/latents", source=_coded_base),
+    "unknown mode": Crafted(_modes(b"XYZ"), CorruptArchiveError, "/images/modes"),
+    "palette image without palette": Crafted(_modes(b"P"), CorruptArchiveError, "/images/palette_index"),
+    "mode no file format holds": Crafted(_modes(b"CMYK", b"CMYK", b"CMYK"), CorruptArchiveError, "/images/formats",
+                                         reader=False),
+    "gzip bomb in an unused element": Crafted(lambda f, t: palette_bomb(f, 256 << 20), CorruptArchiveError,
+                                              "/images/palettes"),
     # HDF5 storage
     "external storage /etc/passwd": Crafted(_external_storage, CorruptArchiveError, "/latents/values"),
     "external link": Crafted(_external_link, CorruptArchiveError, "/latents/values"),
@@ -330,7 +390,10 @@ def craft(name: str, folder: Path) -> Path:
     """Write crafted archive `name` as ``folder / "crafted.lpk"``."""
     case = CRAFTED[name]
     w, arch = case.base
-    path = write_archive(folder / "crafted.lpk", make_contents(w=w, arch=arch, seed=w), force=True)
+    if case.source is not None:
+        path = case.source(folder)
+    else:
+        path = write_archive(folder / "crafted.lpk", make_contents(w=w, arch=arch, seed=w), force=True)
     with h5py.File(path, "r+") as f:
         case.tamper(f, folder)
     return path
@@ -612,4 +675,94 @@ def kill_compress(kills: int, root: Path, seed: int = 0) -> KillReport:
                 report.stray.append(p.name)
             elif p != target:
                 p.unlink()  # a hidden temp file a SIGKILL left: allowed, removed before the next round
+    return report
+
+
+# -- a folder swapped for a symlink while extracting ---------------------------------------------------
+
+
+class Swapper(threading.Thread):
+    """Swap ``out/sub`` for a symlink to ``elsewhere`` and back, over and over, until stopped."""
+
+    def __init__(self, out: Path, elsewhere: Path, restore: bool):
+        super().__init__(daemon=True)
+        self.sub, self.real, self.elsewhere, self.restore = out / "sub", out / "sub.real", elsewhere, restore
+        self.stop, self.swaps = threading.Event(), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.sub.is_dir():
+            time.sleep(0.0002)
+        while not self.stop.is_set():
+            try:
+                os.rename(self.sub, self.real)
+                os.symlink(self.elsewhere, self.sub)
+                self.swaps += 1
+                time.sleep(0.001)
+                if not self.restore:
+                    return
+                os.unlink(self.sub)
+                os.rename(self.real, self.sub)
+                time.sleep(0.001)
+            except OSError:  # the run rolled back (sub gone): nothing left to swap
+                time.sleep(0.0005)
+
+    def finish(self) -> None:
+        """Stop, and put the real folder back at its name if the symlink is there."""
+        self.stop.set()
+        self.join(5)
+        if self.sub.is_symlink():
+            self.sub.unlink()
+        if self.real.is_dir():
+            os.rename(self.real, self.sub)
+
+
+@dataclass
+class RaceReport:
+    """What `swap_races` saw: runs that completed, runs stopped cleanly, and what went wrong."""
+
+    tried: int = 0
+    completed: int = 0
+    stopped: int = 0
+    swaps: int = 0
+    through_symlink: int = 0
+    left_behind: int = 0
+    unexpected: list[str] = field(default_factory=list)
+
+
+def swap_races(runs: int, files: int, root: Path) -> RaceReport:
+    """Write `files` tiny files under ``OUT/sub`` while a thread swaps ``OUT/sub`` for a symlink and back.
+
+    A run must either complete into the real folder or stop with
+    `OutputChangedError` leaving no file; no file may ever reach the
+    symlink's target.
+    """
+    from latentpack.fs.held import OutputChangedError
+    from latentpack.fs.output import OutputFolder, check_targets
+
+    report = RaceReport()
+    names = [f"sub/f{i:05d}.txt" for i in range(files)]
+    for run in range(runs):
+        out, elsewhere = root / f"race{run}" / "out", root / f"race{run}" / "elsewhere"
+        elsewhere.mkdir(parents=True)
+        swapper = Swapper(out, elsewhere, restore=run % 2 == 0)
+        swapper.start()
+        report.tried += 1
+        try:
+            with OutputFolder(out, check_targets("race", out, names, range(files), force=False), names) as folder:
+                for i in range(files):
+                    folder.write(i, b"%d" % i)
+            swapper.finish()
+            report.completed += 1
+            got = sum(len(f) for _, _, f in os.walk(out / "sub"))
+            if got != files:
+                report.unexpected.append(f"run {run}: completed with {got} of {files} files in OUT/sub")
+        except OutputChangedError:
+            report.stopped += 1
+            swapper.finish()
+            report.left_behind += sum(len(f) for _, _, f in os.walk(out))
+        except Exception as err:  # noqa: BLE001 - anything else is what the report is for
+            swapper.finish()
+            report.unexpected.append(f"run {run}: {type(err).__name__}: {err}")
+        report.swaps += swapper.swaps
+        report.through_symlink += len(os.listdir(elsewhere))
     return report

@@ -38,8 +38,19 @@ def print_summary(archive: pathlib.Path, as_json: bool) -> None:
     if as_json:
         emit_json(s.as_json())
         return
-    lines = _formula_lines(s) + _stored_lines(s) + _file_lines(s) + _record_lines(s)
+    lines = _formula_lines(s) + _stored_lines(s) + _file_lines(s) + _record_lines(s) + _check_lines(s)
     echo("\n".join(lines))
+
+
+def _bpp(value: float | None) -> str:
+    """Bits per pixel, or ``no pixels`` (an archive of zero images)."""
+    return "no pixels" if value is None else f"{value:.3f} bits/pixel"
+
+
+def _check_lines(s: ArchiveSummary) -> list[str]:
+    """What inspect checked of what extract needs, and what it left to verify."""
+    lines = [f"checked            {item}" for item in s.checks.get("checked", [])]
+    return lines + [f"not checked        {item}" for item in s.checks.get("skipped", [])]
 
 
 def _formula_lines(s: ArchiveSummary) -> list[str]:
@@ -82,7 +93,7 @@ def _stored_lines(s: ArchiveSummary) -> list[str]:
             f"  ({st['latent_bits_per_image']:.1f} bits/image)",
             f"  residuals        {st['residual_bits']:>16,} bits  {size(st['residual_bits'] / 8)}",
             f"  total stored     {st['total_bits']:>16,} bits  {size(st['total_bits'] / 8)}"
-            f"  ({st['bits_per_pixel']:.3f} bits/pixel, raw / stored = {times(st['factor'])})",
+            f"  ({_bpp(st['bits_per_pixel'])}, raw / stored = {times(st['factor'])})",
         ]
     if f["decoder_dominates"]:
         lines.append(
@@ -96,7 +107,7 @@ def _file_lines(s: ArchiveSummary) -> list[str]:
     """The file's bytes part by part, its ratios and the quality."""
     b, q = s.bytes, s.quality
     bd = b["breakdown"]
-    lines = [f"file on disk       {size(b['archive'])}  ({b['bits_per_pixel']:.3f} bits/pixel)"]
+    lines = [f"file on disk       {size(b['archive'])}  ({_bpp(b['bits_per_pixel'])})"]
     from latentpack.formats.registry import breakdown_parts
 
     for key, label in [*breakdown_parts(), ("overhead", "HDF5 overhead")]:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+import numpy as np
 from PIL import Image
 
 from latentpack.codec.entropy.lossless import DigestMismatchError, fixed_point_decoder, iter_exact
 from latentpack.codec.runtime.reconstruct import check_decodable, integer_latents, iter_reconstructions, load_decoder
-from latentpack.formats import ArchiveContents, validate_architecture
+from latentpack.formats import ArchiveContents, CorruptArchiveError, ImageTable, validate_architecture
+from latentpack.fs.images import OUTPUT_MODES
 
-__all__ = ["iter_images", "check_decodable_images", "digest_checked"]
+__all__ = ["DECODING_PARTS", "iter_images", "check_decodable_images", "check_image_table", "check_latent_range", "digest_checked"]
+
+#: The parts of an archive that decoding its images reads (`latentpack.formats.read_archive`'s ``parts``).
+DECODING_PARTS = ("decoder", "latents", "images", "lossless", "pixels")
 
 
 def digest_checked(contents: ArchiveContents) -> bool:
@@ -26,12 +31,50 @@ def digest_checked(contents: ArchiveContents) -> bool:
     return contents.lossless is not None or contents.pixels is not None
 
 
+def check_image_table(table: ImageTable, indices: Sequence[int] | None = None) -> None:
+    """Refuse an image whose stored mode extraction cannot produce, or a ``P`` image without a palette.
+
+    FORMAT.md allows any Pillow mode name and says ``P`` images SHOULD have
+    a palette; this reader produces `OUTPUT_MODES` only.
+
+    Raises:
+        CorruptArchiveError: naming the image and ``/images/modes`` or ``/images/palette_index``.
+    """
+    rows = np.arange(len(table), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+    modes = table.modes
+    bad = [int(i) for i in rows if modes[i] not in OUTPUT_MODES] if not set(modes) <= OUTPUT_MODES else []
+    if bad:
+        i = bad[0]
+        raise CorruptArchiveError(f"row {i} ({table.names[i]!r}): mode {modes[i]!r} is not one this reader "
+                                  f"can write ({', '.join(sorted(OUTPUT_MODES))})", hdf5_path="/images/modes")
+    no_palette = rows[np.asarray(table.palette_index, dtype=np.int64)[rows] < 0] if len(rows) else rows
+    bad = [int(i) for i in no_palette if modes[i] == "P"]
+    if bad:
+        i = bad[0]
+        raise CorruptArchiveError(f"row {i} ({table.names[i]!r}): a palette image (mode P) without a palette",
+                                  hdf5_path="/images/palette_index")
+
+
+def check_latent_range(q: np.ndarray, step: float) -> None:
+    """Refuse integer latents whose real values ``q * step`` overflow float32 (FORMAT.md: latents are finite).
+
+    Raises:
+        CorruptArchiveError: naming ``/latents`` and its ``step``.
+    """
+    top = max(abs(int(q.min())), abs(int(q.max()))) if q.size else 0
+    if not float(top) * float(step) <= float(np.finfo(np.float32).max):  # Python floats: inf, no warning
+        raise CorruptArchiveError(f"attribute step: {step!r} times a latent of {top} is not a finite float32",
+                                  hdf5_path="/latents")
+
+
 def check_decodable_images(contents: ArchiveContents, indices: Sequence[int]) -> None:
-    """Refuse, before any work, an image whose decoding would need more memory than this reader allows.
+    """Refuse, before any work, an image this reader cannot write, or whose decoding would need more memory
+    than it allows.
 
     Raises:
         ArchiveError: naming the image and the HDF5 path at fault.
     """
+    check_image_table(contents.images, indices)
     names = contents.images.names
     if contents.pixels is not None:
         from latentpack.codec.pixel_model.exact import check_block_sizes
@@ -55,7 +98,21 @@ def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None,
     Raises:
         DigestMismatchError: (lossless, ``strict``) an image's pixels do not
             have its stored sha256.
+        CorruptArchiveError: a stream that does not decode, a mode this
+            reader cannot write, a non-finite latent or reconstruction.
     """
+    check_image_table(contents.images, indices)
+    images = _iter_images(contents, indices, strict)
+    while True:
+        with np.errstate(all="ignore"):  # overflow in a hostile archive is refused, never printed as a warning
+            item = next(images, None)
+        if item is None:
+            return
+        yield item
+
+
+def _iter_images(contents: ArchiveContents, indices: Sequence[int] | None, strict: bool
+                 ) -> Iterator[tuple[int, Image.Image, bytes | None, bool]]:
     table = contents.images
     if contents.pixels is not None:
         from latentpack.codec.pixel_model.exact import iter_exact_pixels
@@ -72,6 +129,7 @@ def iter_images(contents: ArchiveContents, indices: Sequence[int] | None = None,
     if ints is None:
         raise DigestMismatchError("a lossless archive must store integer latents", hdf5_path="/latents")
     q, step = ints
+    check_latent_range(q, step)
     fp = fixed_point_decoder(contents.decoder, step, contents.lossless.thresholds)
     mode = fp.spec.output_mode
     lat = contents.latents

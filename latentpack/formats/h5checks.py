@@ -5,10 +5,13 @@ so the storage rules of docs/FORMAT.md hold everywhere::
 
     path -> hard links only -> group / dataset -> not virtual, no external
          storage, filters gzip/shuffle/fletcher32 only -> dtype -> shape
-         -> declared size <= MAX_EXPANSION * stored size + 1 MiB
+         -> declared size <= MAX_EXPANSION * stored size + 1 MiB, and
+            <= DENSE_EXPANSION * stored + DENSE_SLACK + DENSE_PER_IMAGE * w
+         -> Fletcher-32 where FORMAT.md makes it a MUST (weights, values, streams)
 
-Attributes get the same treatment: their dtype and shape are checked before
-their value is read. Strings MUST be fixed-length (NUL-padded) UTF-8; a
+Attributes get the same treatment: their dtype (int64, float64 and bool
+exactly, as FORMAT.md gives them) and shape are checked before their value
+is read. Strings MUST be fixed-length (NUL-padded) UTF-8; a
 variable-length string is refused from its type alone, so the reader never
 reads HDF5's global heap (which has no checksum, and on which libhdf5 1.14
 can loop forever when it is damaged).
@@ -33,6 +36,9 @@ from latentpack.formats.schema import FORMAT_VERSION, SUPPORTED_VERSIONS
 __all__ = [
     "ALLOWED_FILTERS",
     "MAX_EXPANSION",
+    "DENSE_EXPANSION",
+    "DENSE_SLACK",
+    "DENSE_PER_IMAGE",
     "MAX_ATTR_BYTES",
     "STR",
     "reading",
@@ -45,6 +51,8 @@ __all__ = [
     "version_syntax",
     "parse_version",
     "checked_dataset",
+    "check_declared_size",
+    "must_checksum",
     "read_data",
 ]
 
@@ -55,6 +63,13 @@ ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "sh
 #: make the reader allocate more than about a thousand times the file's size.
 MAX_EXPANSION = 1100
 _SLACK = 1 << 20
+#: And an absolute cap (issue 13: a 3 MB gzip bomb in an element no image uses made every
+#: command take 3 GB): past `DENSE_SLACK` plus `DENSE_PER_IMAGE` bytes an image, a dataset
+#: may declare at most `DENSE_EXPANSION` times what it stores. Honest data past that size
+#: (coded streams, latents, digests, per-image tables) compresses far less.
+DENSE_EXPANSION = 32
+DENSE_SLACK = 1 << 24
+DENSE_PER_IMAGE = 64
 #: Largest attribute value read, in bytes (an object header holds about 64 KiB;
 #: an attribute in dense storage could declare far more).
 MAX_ATTR_BYTES = 1 << 16
@@ -134,12 +149,25 @@ def _attr_id(obj: Any, path: str, name: str) -> Any:
     return aid
 
 
-def get_attr(obj: Any, path: str, name: str) -> Any:
-    """A scalar numeric (or bool) attribute, its type checked before it is read."""
+def get_attr(obj: Any, path: str, name: str, dtype: Any = None) -> Any:
+    """A scalar numeric (or bool) attribute, its type checked before it is read.
+
+    Args:
+        dtype: The exact type FORMAT.md gives it (``np.int64``, ``np.float64``,
+            ``np.bool_``: h5py's enum over int8), either byte order; None
+            accepts any integer, float or bool type.
+    """
     aid = _attr_id(obj, path, name)
     if aid.dtype.kind not in "biuf" or aid.shape != ():
         raise _fail(path, f"attribute {name}: expected a scalar number, got dtype {aid.dtype} shape {aid.shape}")
+    if dtype is not None and not _same_type(aid.dtype, np.dtype(dtype)):
+        raise _fail(path, f"attribute {name}: expected {np.dtype(dtype).name}, got {aid.dtype}")
     return obj.attrs[name]
+
+
+def _same_type(got: np.dtype, want: np.dtype) -> bool:
+    """Same kind and size, either byte order."""
+    return got.kind == want.kind and got.itemsize == want.itemsize
 
 
 def _str_attr_id(obj: Any, path: str, name: str, ndim: int) -> Any:
@@ -186,7 +214,7 @@ def _want_shape(shape: tuple) -> str:
     return "(" + ", ".join("n" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
+def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple, w: int = 0) -> h5py.Dataset:
     """A dataset whose storage, dtype and shape are checked, none of its data read.
 
     Args:
@@ -194,6 +222,7 @@ def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5
         path: Absolute HDF5 path.
         dtype: A numpy dtype (either byte order accepted) or `STR`.
         shape: Expected shape; ``None`` matches any length.
+        w: The number of images (the header's), for the absolute size cap.
     """
     ds = get_node(root, path, h5py.Dataset)
     plist = ds.id.get_create_plist()
@@ -219,11 +248,31 @@ def checked_dataset(root: h5py.Group, path: str, dtype: Any, shape: tuple) -> h5
         if len(shape) == 1 and got is not None and len(got) == 1:
             raise _fail(path, f"expected {shape[0]} entries, got {got[0]}")
         raise _fail(path, f"expected shape {_want_shape(shape)}, got {got}")
-    declared = ds.size * ds.dtype.itemsize
-    stored = ds.id.get_storage_size()
+    check_declared_size(path, ds.size * ds.dtype.itemsize, ds.id.get_storage_size(), w)
+    if ds.size and must_checksum(path) and not ds.fletcher32:
+        raise _fail(path, "stored without the Fletcher-32 checksum that FORMAT.md requires of decoder weights, "
+                          "/latents/values and coded streams")
+    return ds
+
+
+def must_checksum(path: str) -> bool:
+    """Whether FORMAT.md ("Storage rules") says writers MUST store this dataset with Fletcher-32."""
+    return path.startswith("/decoder/layers/") or path == "/latents/values" or path.endswith("/stream")
+
+
+def check_declared_size(path: str, declared: int, stored: int, w: int = 0) -> None:
+    """Refuse a dataset that declares more bytes than its storage can honestly hold (a forged shape, a bomb).
+
+    Two bounds (docs/FORMAT.md, "Storage rules"): at most `MAX_EXPANSION`
+    times the stored bytes plus 1 MiB, and at most `DENSE_EXPANSION` times
+    them plus `DENSE_SLACK` plus `DENSE_PER_IMAGE` bytes an image.
+    """
     if declared > MAX_EXPANSION * stored + _SLACK:
         raise _fail(path, f"declares {declared} bytes but stores only {stored}")
-    return ds
+    allowance = DENSE_SLACK + DENSE_PER_IMAGE * max(int(w), 0)
+    if declared > DENSE_EXPANSION * stored + allowance:
+        raise _fail(path, f"declares {declared:,} bytes from {stored:,} stored: more than {DENSE_EXPANSION} times "
+                          f"them plus {allowance:,} (a decompression bomb?)")
 
 
 def read_data(ds: h5py.Dataset, dtype: Any, path: str) -> Any:

@@ -148,23 +148,23 @@ def expect_arrays(element: Any, obj: Any, sizes: Mapping[str, Any], base: str) -
 
 
 def int_attr(obj: Any, path: str, name: str) -> int:
-    """A scalar int64 attribute (not a bool)."""
-    value = get_attr(obj, path, name)
+    """A scalar int64 attribute (not a bool, nor another integer type)."""
+    value = get_attr(obj, path, name, np.int64)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise _fail(path, f"attribute {name}: expected an int64, got {value!r}")
     return int(value)
 
 
 def float_attr(obj: Any, path: str, name: str) -> float:
-    """A scalar float64 attribute."""
-    value = get_attr(obj, path, name)
+    """A scalar float64 attribute (not float32 or float16)."""
+    value = get_attr(obj, path, name, np.float64)
     if not isinstance(value, (float, np.floating)):
         raise _fail(path, f"attribute {name}: expected a float64, got {value!r}")
     return float(value)
 
 
 def _bool_attr(obj: Any, path: str, name: str) -> bool:
-    value = get_attr(obj, path, name)
+    value = get_attr(obj, path, name, np.bool_)
     if not isinstance(value, (bool, np.bool_)):
         raise _fail(path, f"attribute {name}: expected a bool, got {value!r}")
     return bool(value)

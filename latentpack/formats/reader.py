@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import h5py
 
@@ -107,7 +107,7 @@ class Archive:
 
     def _dataset(self, path: str, dtype: Any, shape: tuple) -> h5py.Dataset:
         with self._at(path):
-            self._ds[path] = checked_dataset(self._file, path, dtype, shape)
+            self._ds[path] = checked_dataset(self._file, path, dtype, shape, self._ctx.w)
             return self._ds[path]
 
     def _read(self, path: str, dtype: Any) -> Any:
@@ -282,10 +282,16 @@ class Archive:
         for element in registry.elements():
             self.part(element.part)
 
-    def contents(self) -> ArchiveContents:
-        """Everything, read and checked (every element's value under its `ArchiveContents` field)."""
-        parts = {el.part: self.part(el.part) for el in registry.elements()}
-        return ArchiveContents(**parts, writer=self.writer, created=self.created)
+    def contents(self, parts: Collection[str] | None = None) -> ArchiveContents:
+        """Everything, read and checked (every element's value under its `ArchiveContents` field).
+
+        Args:
+            parts: Read only these parts (``"images"``, ...); the others are never read: None (training ``{}``).
+        """
+        values = {el.part: self.part(el.part) if parts is None or el.part in {*parts, "header"} else None
+                  for el in registry.elements()}
+        values["training"] = values.get("training") or {}
+        return ArchiveContents(**values, writer=self.writer, created=self.created)
 
     def storage_breakdown(self) -> dict[str, int]:
         """Bytes the archive spends on each element that holds datasets.
@@ -364,11 +370,12 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
     return Archive(path)
 
 
-def read_archive(path: str | os.PathLike[str]) -> ArchiveContents:
-    """Read and check a whole archive.
+def read_archive(path: str | os.PathLike[str], parts: Collection[str] | None = None) -> ArchiveContents:
+    """Read and check a whole archive, or only the parts a command needs.
 
     Args:
         path: The archive's path.
+        parts: Only these parts (see `Archive.contents`); default all.
 
     Returns:
         Everything the archive holds.
@@ -377,20 +384,10 @@ def read_archive(path: str | os.PathLike[str]) -> ArchiveContents:
         ArchiveError: see `Archive`.
     """
     with open_archive(path) as archive:
-        return archive.contents()
+        return archive.contents(parts)
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:
-    """Read an archive's header (after the checks opening does).
-
-    Args:
-        path: The archive's path.
-
-    Returns:
-        The header.
-
-    Raises:
-        ArchiveError: see `Archive`.
-    """
+    """Read an archive's header (after the checks opening does); raises `ArchiveError` (see `Archive`)."""
     with open_archive(path) as archive:
         return archive.header

@@ -11,6 +11,14 @@ Every image is seen in three forms:
 
 Extraction walks back: working -> natural -> original mode (palette images
 take the nearest colour of their stored palette). Numpy and Pillow only.
+
+What a file carries besides its pixels: an EXIF orientation is applied when
+the file is read (the picture is stored upright, as viewers show it, and
+extracted upright with no EXIF); an ICC profile is not stored (the pixel
+values are kept as they are, and extracted files carry no profile, so
+viewers take them as sRGB); a file of several frames (animated GIF or WebP,
+multi-page TIFF) is refused, naming it (``compress --skip-bad`` leaves it out
+and records it).
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from latentpack.fs.special import NotRegularFileError, open_regular
 
@@ -31,6 +39,7 @@ __all__ = [
     "ACCEPTED_FORMATS",
     "NATURAL_CHANNELS",
     "MODE_OF_CHANNELS",
+    "OUTPUT_MODES",
     "ImageReadError",
     "OpenedImage",
     "open_image",
@@ -50,7 +59,14 @@ MODE_OF_CHANNELS = {c: mode for mode, c in NATURAL_CHANNELS.items()}
 #: Original modes read, and the natural mode each maps to (P is decided by its palette).
 _NATURAL_OF = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA",
                "CMYK": "RGB", "YCbCr": "RGB", "PA": "RGBA"}
-_OUTPUT_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"}
+#: The original modes extraction can produce (any other stored mode is refused, naming the image).
+OUTPUT_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"})
+_OUTPUT_MODES = OUTPUT_MODES
+
+
+#: The EXIF tag of the orientation: applied when a file is read, so that what is stored (and
+#: extracted, with no EXIF) is the picture upright, as a viewer shows the original.
+_ORIENTATION = 0x0112
 
 
 class ImageReadError(ValueError):
@@ -162,11 +178,13 @@ def open_image(path: Path | BinaryIO) -> OpenedImage:
         with warnings.catch_warnings(), _source(path) as source:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source, formats=ACCEPTED_FORMATS) as img:
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:  # stored as its first frame it would be lost without a word: refused
+                    raise ImageReadError(f"has {frames} frames (an animation or a multi-page file); latentpack "
+                                         "stores one picture per file and would keep only the first")
                 img.load()
                 fmt = img.format or "unknown"
-                if getattr(img, "n_frames", 1) > 1:
-                    img.seek(0)
-                img = img.copy()
+                img = ImageOps.exif_transpose(img) if _ORIENTATION in img.getexif() else img.copy()
     except ImageReadError:
         raise
     except NotRegularFileError as exc:

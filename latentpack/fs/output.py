@@ -27,9 +27,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from latentpack.fs.atomic import current_umask
+from latentpack.fs.held import HeldTree, OutputChangedError
 from latentpack.fs.names import UnsafeNameError, display_name, safe_target
 
-__all__ = ["OutputFolder", "check_targets", "target", "write_atomic", "clash_key"]
+__all__ = ["OutputFolder", "OutputChangedError", "check_targets", "target", "write_atomic", "clash_key"]
 
 
 def target(root: Path, name: str) -> Path:
@@ -174,9 +175,11 @@ class OutputFolder:
         with OutputFolder(outdir, root, names) as out:
             out.write(i, data)
 
-    Leaving the block with an exception (a full disk, an interrupt) removes
-    the files this block created (not those it overwrote) and the folders it
-    made, OUTDIR and its missing parents included.
+    Leaving the block with an exception (a full disk, an interrupt, a folder
+    swapped for a symlink: `OutputChangedError`) removes the files this block
+    created (not those it overwrote) and the folders it made, OUTDIR and its
+    missing parents included. Folders are walked and written through held
+    descriptors (`latentpack.fs.held`), so no swap redirects a write.
     """
 
     def __init__(self, outdir: Path, root: Path, names: Sequence[str]):
@@ -184,13 +187,14 @@ class OutputFolder:
         self._outdir = outdir
         self._names = names
         self._made_outdirs = [p for p in [outdir, *outdir.parents] if not p.exists()]
-        self._made_dirs: list[Path] = []
+        self._tree: HeldTree | None = None
         self._created = np.zeros(len(names), dtype=bool)
         self._mode = 0o666 & ~current_umask()  # read once: reading it sets it for a moment
 
     def __enter__(self) -> "OutputFolder":
         try:
             self._outdir.mkdir(parents=True, exist_ok=True)
+            self._tree = HeldTree(self.root)
         except BaseException:
             self.rollback()
             raise
@@ -200,22 +204,30 @@ class OutputFolder:
                  tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.rollback()
+        elif self._tree is not None:
+            self._tree.close()
 
     def write(self, i: int, data: bytes) -> None:
-        """Write the file of name ``i`` (its folders made as needed), atomically."""
-        path = target(self.root, self._names[i])
-        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-        # Recorded before they are made, so that an interrupt (a signal) between the two cannot leave one behind.
-        self._made_dirs.extend(reversed(missing))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._created[i] = not path.exists()
-        write_atomic(path, data, self._mode)
+        """Write the file of name ``i`` (its folders made as needed) atomically, through held folders.
+
+        Raises:
+            OutputChangedError: a folder of the output tree was swapped (for a symlink) during the run.
+        """
+        assert self._tree is not None, "write inside the with block"
+        name = self._names[i]
+        # Recorded before the file is made, so that an interrupt (a signal) between the two cannot leave it behind.
+        self._created[i] = not self._tree.exists(name)
+        self._tree.write(name, data, self._mode)
 
     def rollback(self) -> None:
-        """Remove the files created and the folders made (deepest first)."""
-        for i in np.flatnonzero(self._created):
-            target(self.root, self._names[i]).unlink(missing_ok=True)
-        for d in reversed(self._made_outdirs[::-1] + self._made_dirs):
+        """Remove the files created and the folders made (deepest first), never through a symlink."""
+        if self._tree is not None:
+            for i in np.flatnonzero(self._created):
+                self._tree.remove(self._names[i])
+            self._tree.remove_made()
+            self._tree.close()
+            self._tree = None
+        for d in self._made_outdirs:
             try:
                 d.rmdir()
             except OSError:

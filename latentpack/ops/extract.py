@@ -28,10 +28,10 @@ from typing import Sequence
 
 from PIL import Image
 
-from latentpack.codec.decode import check_decodable_images, digest_checked, iter_images
+from latentpack.codec.decode import DECODING_PARTS, check_decodable_images, digest_checked, iter_images
 from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
 from latentpack.errors import LatentpackError
-from latentpack.formats import ArchiveContents, ArchiveError, read_archive
+from latentpack.formats import ArchiveContents, ArchiveError, CorruptArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, open_image
 from latentpack.fs.output import OutputFolder, check_targets, target
 from latentpack.fs.special import require_regular
@@ -126,10 +126,14 @@ def _write_images(contents: ArchiveContents, indices: Sequence[int], output: Out
     all_digests = AllDigests()
     with output as out, (progress or null_progress)("Extracting", len(indices)) as bar:
         for i, image, digest, _ in iter_images(contents, indices):
-            if digest is None:
-                data = encode_image(image, table.formats[i])
-            else:
-                data = encode_exact(image, table.formats[i], digest, table.names[i])
+            try:
+                data = encode_image(image, table.formats[i]) if digest is None else \
+                    encode_exact(image, table.formats[i], digest, table.names[i])
+            except (OSError, KeyError, ValueError) as err:  # Pillow: a mode neither the format nor PNG holds
+                raise CorruptArchiveError(f"row {i} ({table.names[i]!r}): mode {table.modes[i]!r} cannot be written "
+                                          f"as {' or '.join(dict.fromkeys([table.formats[i] or 'PNG', 'PNG']))} ({err})",
+                                          hdf5_path="/images/formats") from None
+            if digest is not None:
                 all_digests.add(digest)
             out.write(i, data)
             bar.update(1)
@@ -166,7 +170,7 @@ def extract_archive(
             sha256 differs from the stored one; nothing wrong is left behind.
     """
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
-    contents = read_archive(archive)
+    contents = read_archive(archive, DECODING_PARTS)  # not the quality or the training record: never read
     table = contents.images
     indices = select_images(table.names, names)
     outdir = Path(outdir)

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from latentpack.formats import open_archive
+from latentpack.codec.decode import check_decodable_images, check_latent_range
+from latentpack.codec.entropy.latent_coding import decode_latents
+from latentpack.formats import ArchiveContents, ArchiveError, CorruptArchiveError, open_archive
 from latentpack.fs.special import require_regular
 
-__all__ = ["ArchiveSummary", "archive_summary", "image_rows", "skipped_files", "json_ready"]
+__all__ = ["ArchiveSummary", "archive_summary", "extract_checks", "image_rows", "skipped_files", "json_ready"]
 
 
 def json_ready(value: Any) -> Any:
@@ -55,6 +57,8 @@ class ArchiveSummary:
         skipped: Files left out with ``compress --skip-bad``: name, reason.
         rate_control: The ``--quality``/``--max-size`` record, if any.
         refine: The decoder refinement record, if any.
+        checks: What ``inspect`` checked of what ``extract`` needs, and what
+            it left to ``verify``: ``{"checked": [...], "skipped": [...]}``.
     """
 
     archive: str
@@ -70,6 +74,7 @@ class ArchiveSummary:
     skipped: list[dict[str, str]]
     rate_control: dict[str, Any] | None
     refine: dict[str, Any] | None
+    checks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as nested dicts (an exact PSNR stays ``inf``)."""
@@ -93,29 +98,76 @@ def archive_summary(path: str | os.PathLike) -> ArchiveSummary:
     require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
     with open_archive(path) as ar:
         ar.validate()  # inspect vouches for the whole archive, weights and latents included
-        h = ar.header
-        breakdown = ar.storage_breakdown()
-        training = ar.training
-        images = ar.images
-        pixels = int(np.sum(images.shapes[:, 0].astype(np.int64) * images.shapes[:, 1]))
-        pixel_model = ar.part("pixels") is not None
-        return ArchiveSummary(
-            archive=os.fspath(path),
-            format_version=ar.format_version,
-            mode="lossless" if ar.is_lossless or pixel_model else "lossy",
-            stored=_stored(ar, pixels),
-            writer=ar.writer,
-            created=ar.created,
-            formula=_formula(ar, pixel_model),
-            bytes=_bytes(h, breakdown, pixels),
-            quality=_quality(ar),
-            training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
-                                                   "steps", "seed", "codes", "latent_step", "pixel_model")
-                      if k in training},
-            skipped=_skipped(training),
-            rate_control=_rate_control(training),
-            refine=_refine(training),
-        )
+        try:
+            checks = extract_checks(ar.contents())
+        except ArchiveError as err:  # a latent stream that does not decode, a tensor over the limits
+            err.file = err.file or path
+            raise
+        return _summary(path, ar, checks)
+
+
+def _summary(path: str | os.PathLike, ar: Any, checks: dict[str, list[str]]) -> ArchiveSummary:
+    """The summary of an open archive whose every part was read and checked."""
+    h = ar.header
+    breakdown = ar.storage_breakdown()
+    training = ar.training
+    images = ar.images
+    pixels = int(np.sum(images.shapes[:, 0].astype(np.int64) * images.shapes[:, 1]))
+    pixel_model = ar.part("pixels") is not None
+    return ArchiveSummary(
+        archive=os.fspath(path),
+        format_version=ar.format_version,
+        mode="lossless" if ar.is_lossless or pixel_model else "lossy",
+        stored=_stored(ar, pixels),
+        writer=ar.writer,
+        created=ar.created,
+        formula=_formula(ar, pixel_model),
+        bytes=_bytes(h, breakdown, pixels),
+        quality=_quality(ar),
+        training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
+                                               "steps", "seed", "codes", "latent_step", "pixel_model")
+                  if k in training},
+        skipped=_skipped(training),
+        rate_control=_rate_control(training),
+        refine=_refine(training),
+        checks=checks,
+    )
+
+
+def extract_checks(contents: ArchiveContents) -> dict[str, list[str]]:
+    """Check what ``extract`` needs beyond the reader's rules, short of decoding the images.
+
+    Checked: every image's largest decoding tensor against this reader's
+    limits, the coded latent stream (decoded in full: one int32 a latent),
+    and that every latent ``q * step`` is a finite float32. Skipped, and
+    said so: running the decoder (lossy images), the residual or pixel-model
+    streams and the digests (``verify`` decodes every image).
+
+    Returns:
+        ``{"checked": [...], "skipped": [...]}``, one sentence each.
+
+    Raises:
+        CorruptArchiveError: naming the HDF5 path at fault.
+    """
+    images = contents.images
+    checked: list[str] = []
+    check_decodable_images(contents, range(len(images)))
+    checked.append("every image's largest decoding tensor is within this reader's limits")
+    lat = contents.latents
+    if lat is not None and lat.quantized is not None:
+        q = decode_latents(lat.quantized, lat.offsets, lat.shapes)
+        check_latent_range(q, lat.quantized.step)
+        checked.append(f"the latent stream decodes ({q.size:,} latents, all finite)")
+    elif lat is not None and lat.index_codes is not None:
+        check_latent_range(np.array([510]), lat.index_codes.step)
+        checked.append("the generated latents are finite")
+    if contents.pixels is not None:
+        skipped = ["the pixel-model streams and the digests (verify decodes every image)"]
+    elif contents.lossless is not None:
+        skipped = ["the decoder run, the residual streams and the digests (verify decodes every image)"]
+    else:
+        skipped = ["the decoder run on the images (verify decodes every image)"]
+    return {"checked": checked, "skipped": skipped if len(images) else []}
 
 
 def _stored(ar: Any, pixels: int) -> dict[str, Any] | None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from latentpack.codec.decode import digest_checked, iter_images
-from latentpack.formats import read_archive
+from latentpack.codec.decode import DECODING_PARTS, digest_checked, iter_images
+from latentpack.formats import ArchiveContents, ArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, natural_pixels, open_image
 from latentpack.metrics import psnr
 from latentpack.progress import ProgressFactory, null_progress
@@ -130,7 +130,17 @@ def verify_archive(
         NotRegularFileError: the archive is a FIFO, socket or device (not opened).
     """
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
-    contents = read_archive(archive)
+    contents = read_archive(archive, (*DECODING_PARTS, "quality"))  # the training record is never read
+    try:
+        return _verify(archive, contents, folder, progress)
+    except ArchiveError as err:  # a stream that does not decode, a non-finite image: name the file too
+        err.file = err.file or archive
+        raise
+
+
+def _verify(archive: str | os.PathLike, contents: ArchiveContents, folder: str | os.PathLike | None,
+            progress: ProgressFactory | None) -> VerifyReport:
+    """`verify_archive` after the archive was read."""
     table = contents.images
     lossless = digest_checked(contents)
     report = VerifyReport(archive=os.fspath(archive), lossless=lossless)

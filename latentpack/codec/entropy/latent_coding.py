@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from latentpack.codec.entropy.range_coding import CountModels, encode_runs, quantize_counts
+from latentpack.codec.entropy.range_coding import CountModels, encode_runs, quantize_counts, undecodable
 from latentpack.formats.schema import Latents, QuantizedLatents
 
 __all__ = ["CodedLatents", "code_latents", "MAX_SYMBOLS", "CHUNK", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
@@ -124,7 +124,16 @@ def decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.ndar
     the latents whose channel uses it. Besides the int32 result, memory is
     the table of each latent (one byte a latent up to 256 tables) and one
     boolean mask; with one table in use, nothing but the result.
+
+    Raises:
+        CorruptArchiveError: the stream or a count table does not decode
+            (constriction's assertion), naming ``/latents/stream``.
     """
+    with undecodable("/latents/stream", "the latent stream"):
+        return _decode_latents(coded, offsets, shapes)
+
+
+def _decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.int64)
     n = int(offsets[-1]) if len(offsets) else 0
     decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.stream, dtype=np.uint32))

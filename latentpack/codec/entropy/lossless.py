@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from latentpack.codec.entropy.range_coding import CountModels
+from latentpack.codec.entropy.range_coding import STREAM_ERRORS, CountModels
 from latentpack.codec.runtime.fixedpoint import ACC_BITS, ACT_BITS, FixedPointDecoder, compute_thresholds
 from latentpack.codec.entropy.residual import ContextParams, choose_params, count_table, decode_block, encode_block, plan_blocks
 from latentpack.formats.decoder_spec import DecoderSpec, validate_architecture
@@ -290,7 +290,7 @@ def iter_exact(
         stream = ll.stream[int(ll.stream_offsets[b]) : int(ll.stream_offsets[b + 1])]
         try:
             decoded = decode_block(stream, preds, params, models)
-        except (ValueError, RuntimeError, AssertionError) as err:  # constriction asserts on invalid data
+        except STREAM_ERRORS as err:  # constriction asserts on invalid data
             names = ", ".join(repr(n) for n in table.names[a : min(e, a + 5)]) + (" ..." if e - a > 5 else "")
             raise DigestMismatchError(f"the pixels of image(s) {names} (block {b}) cannot be decoded: {err}",
                                       hdf5_path="/lossless/stream") from None

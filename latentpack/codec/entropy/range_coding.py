@@ -17,12 +17,20 @@ The caller decides the order; the decoder must replay it run by run.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import constriction
 import numpy as np
 
-__all__ = ["MAX_COUNT", "quantize_counts", "CountModels", "encode_runs", "decode_runs", "run_bounds", "table_bits"]
+from latentpack.formats.errors import ArchiveError, CorruptArchiveError
+
+__all__ = ["MAX_COUNT", "STREAM_ERRORS", "quantize_counts", "CountModels", "encode_runs", "decode_runs", "run_bounds",
+           "table_bits", "undecodable"]
+
+#: What constriction (and numpy on what it returns) raises on a stream or a count table
+#: that does not decode: its Rust assertions arrive as AssertionError, bad models as ValueError.
+STREAM_ERRORS = (AssertionError, ValueError, RuntimeError, IndexError, OverflowError, FloatingPointError)
 
 #: Counts are stored as uint16 and rescaled to at most this total per row.
 MAX_COUNT = (1 << 16) - 1
@@ -110,6 +118,29 @@ def decode_runs(decoder, contexts: np.ndarray, models: CountModels) -> np.ndarra
     for a, b in zip(bounds[:-1], bounds[1:]):
         out[a:b] = decoder.decode(models.model(int(contexts[a])), int(b - a))
     return out
+
+
+@contextlib.contextmanager
+def undecodable(hdf5_path: str, what: str) -> Iterator[None]:
+    """Turn a `STREAM_ERRORS` failure inside into a `CorruptArchiveError` naming `hdf5_path`.
+
+    Args:
+        hdf5_path: The stream (or table) being decoded, e.g. ``"/latents/stream"``.
+        what: What was being decoded, for the message (``"the latent stream"``).
+
+    Raises:
+        CorruptArchiveError: ``"HDF5_PATH: WHAT cannot be decoded (AssertionError: ...)"``
+            (the caller, or the command, adds the file).
+    """
+    try:
+        with np.errstate(all="ignore"):  # a damaged table must not print a RuntimeWarning
+            yield
+    except ArchiveError:
+        raise
+    except STREAM_ERRORS as err:
+        detail = (str(err).strip().splitlines() or [""])[0][:200]
+        raise CorruptArchiveError(f"{what} cannot be decoded ({type(err).__name__}: {detail})",
+                                  hdf5_path=hdf5_path) from None
 
 
 def table_bits(tables: Sequence[np.ndarray]) -> int:

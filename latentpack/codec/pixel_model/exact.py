@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from latentpack.codec.entropy.lossless import DigestMismatchError, check_digest, find_exceptions, rebuild_original
+from latentpack.codec.entropy.range_coding import STREAM_ERRORS
 from latentpack.codec.pixel_model.blocks import (
     block_of,
     coded_blocks,
@@ -84,7 +85,7 @@ def iter_exact_pixels(coding: PixelModelCoding, table: ImageTable, indices: Sequ
             b = int(where[i])
             try:
                 pairs = decode_block_images(coded, shapes, mlp, b)
-            except (ValueError, RuntimeError, AssertionError, IndexError) as err:  # constriction, damaged stream
+            except STREAM_ERRORS as err:  # constriction, damaged stream
                 first = coded.order[int(coded.block_bounds[b]):int(coded.block_bounds[b + 1])][:5]
                 members = [table.names[int(j)] for j in first]
                 raise DigestMismatchError(f"the pixels of image(s) {', '.join(map(repr, members))} (block {b}) "

@@ -22,7 +22,7 @@ from latentpack.codec.index_codes import index_codes
 from latentpack.codec.entropy.latent_coding import CHUNK, decode_latents, dequantize
 from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
-from latentpack.formats.errors import ArchiveError
+from latentpack.formats.errors import ArchiveError, CorruptArchiveError
 from latentpack.formats.validate import decoder_input
 from latentpack.formats.schema import DecoderWeights, ImageTable, Latents
 from latentpack.fs.images import from_working
@@ -184,6 +184,15 @@ def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], costs
         yield batch
 
 
+def _check_finite(values: np.ndarray, batch: list[int], images: ImageTable, hdf5_path: str, reason: str) -> None:
+    """Refuse a batch whose latents or reconstructions hold inf or NaN, naming the first such image."""
+    bad = ~np.isfinite(values.reshape(len(batch), -1)).all(axis=1)
+    if np.any(bad):
+        i = batch[int(np.argmax(bad))]
+        raise CorruptArchiveError(f"image {i} ({images.names[i]!r}): {reason}; refusing to write garbage",
+                           hdf5_path=hdf5_path)
+
+
 def iter_reconstructions(
     decoder: NumpyDecoder,
     latents: Latents,
@@ -210,7 +219,10 @@ def iter_reconstructions(
     costs = decode_costs(decoder.spec, latents.shapes)
     for batch in _batches(latents, images, indices, costs):
         z = np.stack([latents.get(i) for i in batch])
-        x_hat = decoder(z)
+        _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
+        with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
+            x_hat = decoder(z)
+        _check_finite(x_hat, batch, images, "/decoder", "the decoder's output is not finite")
         for k, i in enumerate(batch):
             h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
             working = to_uint8(x_hat[k, :h, :w, :])
