@@ -11,11 +11,18 @@ from latentpack.cli.options import (
     batch_size_option,
     epochs_option,
     filters_option,
+    QUIET,
+    detail,
+    echo,
+    emit_json,
     force_option,
     json_option,
+    note,
     progress_factory,
     seed_option,
     user_errors,
+    verbosity,
+    verbosity_options,
 )
 from latentpack.fs.names import display_name
 
@@ -61,23 +68,66 @@ __all__ = ["compress"]
                    "steps; 0: off. Kept only if it lowers the error.")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the folder, print the design it would train and estimate the training time (from a "
+                   "few timed steps) and the archive's size; write nothing.")
 @force_option
 @json_option
+@verbosity_options
 @user_errors
-def compress(folder, archive, as_json, digest_bytes, **options) -> None:
+def compress(folder, archive, as_json, digest_bytes, dry_run, **options) -> None:
     """Train a model on FOLDER and write an archive of it: an autoencoder's decoder and latents (lossy), or
-    with --lossless a learned per-pixel model and the pixels it codes."""
-    from latentpack.ops.compress import compress_folder
+    with --lossless a learned per-pixel model and the pixels it codes.
+
+    The plan (design, y, width, decoder bytes, steps and epochs) is printed before training; --dry-run
+    prints it with the estimates and stops there."""
     from latentpack.fs.atomic import stale_temp_files
+
+    digest_bytes = None if digest_bytes is None else int(digest_bytes)
+    if dry_run:
+        return _dry_run(folder, archive, as_json, digest_bytes, options)
+    from latentpack.ops.compress import compress_folder
 
     stale = stale_temp_files(archive)
     if stale:
-        click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
-                   f"(safe to delete once no other latentpack is writing it): "
-                   + ", ".join(display_name(p.name) for p in stale), err=True)
-    result = compress_folder(folder, archive, digest_bytes=None if digest_bytes is None else int(digest_bytes), progress=progress_factory, **options)
-    print_summary(result.path, as_json)
+        note(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
+             f"(safe to delete once no other latentpack is writing it): "
+             + ", ".join(display_name(p.name) for p in stale))
+    result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
+    if as_json or verbosity() > QUIET:
+        print_summary(result.path, as_json)
+    _verbose_record(result)
     rc = result.contents.training.get("rate_control")
     if rc and not rc["reached"]:
-        click.echo(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
-                   "latent step (more epochs, a larger -y or --filters could reach it)", err=True)
+        note(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
+             "latent step (more epochs, a larger -y or --filters could reach it)")
+
+
+def _dry_run(folder, archive, as_json: bool, digest_bytes: int | None, options: dict) -> None:
+    """``--dry-run``: the plan and its estimates, on stdout; nothing written."""
+    from latentpack.ops.compress import CompressOptions
+    from latentpack.ops.plan import plan_compression
+
+    plan = plan_compression(folder, archive, CompressOptions(digest_bytes=digest_bytes, **options),
+                            progress=progress_factory)
+    if as_json:
+        emit_json(plan.as_json())
+        return
+    for name, reason in plan.skipped:
+        echo(f"skipped: {name}: {reason}")
+    echo("\n".join([plan.line(), *plan.estimate_lines()]))
+
+
+def _verbose_record(result) -> None:
+    """``-v``: each stage's time and what rate control decided (from the training record)."""
+    t = result.contents.training
+    timings = {**t.get("timings", {}), **result.timings}
+    detail("Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+    if t.get("latent_step") is not None:
+        detail(f"Latent step: {t['latent_step']:.6g} (prediction mean PSNR {t.get('prediction_mean_psnr')})")
+    if t.get("rate_control"):
+        detail("Rate control: " + ", ".join(f"{k}={v}" for k, v in t["rate_control"].items()))
+    if t.get("refine"):
+        detail("Refinement: " + ", ".join(f"{k}={v}" for k, v in t["refine"].items()))
+    if t.get("device"):
+        detail(f"Trained on: {t['device']}")

@@ -67,6 +67,7 @@ class TrainingRecord:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refine: dict[str, Any] | None = None
     rate_control: RateChoice | None = None
+    device: str = "unknown"
 
     @classmethod
     def of(cls, design: CodecDesign, trained: Any, options: Any, timings: dict[str, float],
@@ -83,7 +84,7 @@ class TrainingRecord:
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
             "seed": self.seed, "loss": self.loss, "codes": self.codes, "lossless": self.lossless,
             "latent_step": float(step), "prediction_mean_psnr": prediction_mean_psnr, "timings": self.timings,
-            "platform": platform.platform(),
+            "platform": platform.platform(), "device": self.device,
         }
         if self.refine is not None:
             out["refine"] = dict(self.refine)

@@ -110,7 +110,7 @@ def archive_summary(path: str | os.PathLike) -> ArchiveSummary:
             bytes=_bytes(h, breakdown, pixels),
             quality=_quality(ar),
             training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
-                                                   "steps", "seed", "codes", "latent_step", "pixel_model")
+                                                   "steps", "seed", "codes", "latent_step", "pixel_model", "device")
                       if k in training},
             skipped=_skipped(training),
             rate_control=_rate_control(training),
