@@ -1,6 +1,8 @@
 """``latentpack compress``: train on a folder and write its archive."""
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 
 import click
@@ -68,6 +70,12 @@ __all__ = ["compress"]
                    "steps; 0: off. Kept only if it lowers the error.")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
+@click.option("--resume", is_flag=True,
+              help="Checkpoint training (under --work-dir, default the XDG cache) and continue an interrupted "
+                   "run of the same command from its last checkpoint: the same archive as an uninterrupted run.")
+@click.option("--work-dir", type=click.Path(path_type=pathlib.Path, file_okay=False), default=None,
+              help="Where training checkpoints go (written only with this option or --resume; removed once the "
+                   "archive is written). Default with --resume: $XDG_CACHE_HOME/latentpack/checkpoints.")
 @click.option("--dry-run", is_flag=True,
               help="Check the folder, print the design it would train and estimate the training time (from a "
                    "few timed steps) and the archive's size; write nothing.")
@@ -75,7 +83,7 @@ __all__ = ["compress"]
 @json_option
 @verbosity_options
 @user_errors
-def compress(folder, archive, as_json, digest_bytes, dry_run, **options) -> None:
+def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, **options) -> None:
     """Train a model on FOLDER and write an archive of it: an autoencoder's decoder and latents (lossy), or
     with --lossless a learned per-pixel model and the pixels it codes.
 
@@ -93,7 +101,8 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, **options) -> None
         note(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
              f"(safe to delete once no other latentpack is writing it): "
              + ", ".join(display_name(p.name) for p in stale))
-    result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
+    with _checkpoints(resume, work_dir):
+        result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
     if as_json or verbosity() > QUIET:
         print_summary(result.path, as_json)
     _verbose_record(result)
@@ -101,6 +110,26 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, **options) -> None
     if rc and not rc["reached"]:
         note(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
              "latent step (more epochs, a larger -y or --filters could reach it)")
+
+
+@contextlib.contextmanager
+def _checkpoints(resume: bool, work_dir: pathlib.Path | None):
+    """``--resume``/``--work-dir``: checkpoint training; drop the checkpoints once the archive is written."""
+    if not resume and work_dir is None:
+        yield
+        return
+    from latentpack.codec.keras import checkpoint
+
+    seconds = float(os.environ.get("LATENTPACK_CHECKPOINT_SECONDS", checkpoint.SAVE_SECONDS))
+    store = checkpoint.CheckpointStore(work_dir or checkpoint.default_root(), resume, seconds)
+    try:
+        with checkpoint.activate(store):
+            yield
+    except KeyboardInterrupt:
+        if any(folder.exists() for folder in store.used):
+            note(f"Training checkpoint kept under {store.root}: the same command with --resume continues it")
+        raise
+    store.remove()
 
 
 def _dry_run(folder, archive, as_json: bool, digest_bytes: int | None, options: dict) -> None:
