@@ -254,5 +254,6 @@ def _time(plan: CompressPlan, folder: ImageFolder, options: Any, design: Any) ->
         measured = timing.time_pixel_model_steps(design, batch_samples=BATCH_SAMPLES, seed=options.seed)
     else:
         measured = timing.time_training_steps(folder, design, batch_size=options.batch_size,
+                                              steps_per_epoch=plan.steps // plan.epochs,
                                               codes=options.codes == "index", seed=options.seed)
     plan.seconds_per_step, plan.timed_steps, plan.device = measured.seconds_per_step, measured.steps, measured.device

@@ -80,8 +80,8 @@ def _synthetic_folder(folder: ImageFolder, count: int, seed: int) -> ImageFolder
     return ImageFolder(metas, folder.working_mode, offsets, pixels, 0)
 
 
-def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size: int, codes: bool = False,
-                        seed: int = 0) -> StepTiming:
+def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size: int, steps_per_epoch: int,
+                        codes: bool = False, seed: int = 0) -> StepTiming:
     """Seconds per step of the training `latentpack.codec.keras.train` runs, over a few steps of it.
 
     The same model, optimiser, data pipeline (`latentpack.codec.keras.data`)
@@ -92,17 +92,20 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
         folder: The checked folder (its shapes and working mode; no pixels needed).
         design: The design to time.
         batch_size: Images (or patches) per step.
+        steps_per_epoch: Training's; epochs of up to `TIMED_STEPS` steps are timed (after one not timed),
+            so the cost of an epoch's end (reshuffling, restarting the data's worker) is counted.
         codes: ``--codes index``: the decoder alone, fed fixed codes.
         seed: Seeds the weights and the random pixels.
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    steps = WARMUP_STEPS + TIMED_STEPS
+    per_epoch = max(1, min(steps_per_epoch, TIMED_STEPS))
+    epochs = 1 + -(-TIMED_STEPS // per_epoch)  # the first epoch warms up
     if not design.one_vector:
         synthetic = _synthetic_folder(folder, 64, seed)
-        data = Patches(synthetic, batch_size, seed, patch_size(folder, design.stride), steps)
+        data = Patches(synthetic, batch_size, seed, patch_size(folder, design.stride), per_epoch)
     else:
-        synthetic = _synthetic_folder(folder, batch_size * steps, seed)
+        synthetic = _synthetic_folder(folder, batch_size * per_epoch, seed)
         if codes:
             values = np.random.default_rng(seed).standard_normal((len(synthetic), 1, 1, design.latent_dims))
             data = CodedImages(synthetic, values.astype(np.float32), batch_size, seed)
@@ -111,8 +114,8 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
     model = build_model(design.decoder, "g_s") if codes else build_autoencoder(design.encoder, design.decoder).model
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     clock = _StepClock()
-    model.fit(data, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
-    seconds, timed = _per_step(clock.ends, min(WARMUP_STEPS, len(clock.ends) - 1))
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=False)
+    seconds, timed = _per_step(clock.ends, len(clock.ends) - (epochs - 1) * len(data))
     return StepTiming(seconds, timed, training_device())
 
 
