@@ -92,15 +92,19 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
         folder: The checked folder (its shapes and working mode; no pixels needed).
         design: The design to time.
         batch_size: Images (or patches) per step.
-        steps_per_epoch: Training's; epochs of up to `TIMED_STEPS` steps are timed (after one not timed),
-            so the cost of an epoch's end (reshuffling, restarting the data's worker) is counted.
+        steps_per_epoch: Training's. Epochs of at most `TIMED_STEPS` steps are timed whole (after one
+            not timed), so the cost of an epoch's end (reshuffling, restarting the data's worker) is
+            counted; longer ones, `TIMED_STEPS` steps after `WARMUP_STEPS` within one epoch.
         codes: ``--codes index``: the decoder alone, fed fixed codes.
         seed: Seeds the weights and the random pixels.
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    per_epoch = max(1, min(steps_per_epoch, TIMED_STEPS))
-    epochs = 1 + -(-TIMED_STEPS // per_epoch)  # the first epoch warms up
+    if steps_per_epoch <= TIMED_STEPS:  # short epochs: whole ones, after one that warms up
+        per_epoch = max(1, steps_per_epoch)
+        epochs = 1 + -(-TIMED_STEPS // per_epoch)
+    else:  # long epochs: an epoch's end costs little per step; steps within one epoch
+        per_epoch, epochs = WARMUP_STEPS + TIMED_STEPS, 1
     if not design.one_vector:
         synthetic = _synthetic_folder(folder, 64, seed)
         data = Patches(synthetic, batch_size, seed, patch_size(folder, design.stride), per_epoch)
@@ -115,7 +119,8 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     clock = _StepClock()
     model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=False)
-    seconds, timed = _per_step(clock.ends, len(clock.ends) - (epochs - 1) * len(data))
+    warmup = WARMUP_STEPS if epochs == 1 else len(clock.ends) - (epochs - 1) * len(data)
+    seconds, timed = _per_step(clock.ends, warmup)
     return StepTiming(seconds, timed, training_device())
 
 
