@@ -92,7 +92,7 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
         folder: The checked folder (its shapes and working mode; no pixels needed).
         design: The design to time.
         batch_size: Images (or patches) per step.
-        steps_per_epoch: Training's. Epochs of at most `TIMED_STEPS` steps are timed whole (after one
+        steps_per_epoch: Training's. Epochs of at most 2 x `TIMED_STEPS` steps are timed whole (after one
             not timed), so the cost of an epoch's end (reshuffling, restarting the data's worker) is
             counted; longer ones, `TIMED_STEPS` steps after `WARMUP_STEPS` within one epoch.
         codes: ``--codes index``: the decoder alone, fed fixed codes.
@@ -100,7 +100,7 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    if steps_per_epoch <= TIMED_STEPS:  # short epochs: whole ones, after one that warms up
+    if steps_per_epoch <= 2 * TIMED_STEPS:  # short epochs: whole ones, after one that warms up
         per_epoch = max(1, steps_per_epoch)
         epochs = 1 + -(-TIMED_STEPS // per_epoch)
     else:  # long epochs: an epoch's end costs little per step; steps within one epoch
