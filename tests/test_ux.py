@@ -145,6 +145,7 @@ def test_verbose_adds_timings_and_the_device(archive) -> None:
     stderr = archive[1].stderr
     assert "Timings: read " in stderr and "Latent step: " in stderr
     assert "Training on CPU" in stderr and "Trained on: CPU" in stderr
+    assert "\nDecoder: Flatten -> Dense(" in stderr and "\nData: 28 images, raw " in stderr
 
 
 def test_quiet_silences_everything_but_errors(folder: Path, archive, tmp_path: Path) -> None:

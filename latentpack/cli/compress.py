@@ -14,6 +14,7 @@ from latentpack.cli.options import (
     epochs_option,
     filters_option,
     QUIET,
+    VERBOSE,
     detail,
     echo,
     emit_json,
@@ -144,7 +145,7 @@ def _dry_run(folder, archive, as_json: bool, digest_bytes: int | None, options: 
         return
     for name, reason in plan.skipped:
         echo(f"skipped: {name}: {reason}")
-    echo("\n".join([plan.line(), *plan.estimate_lines()]))
+    echo("\n".join([plan.line(), *(plan.detail_lines() if verbosity() >= VERBOSE else []), *plan.estimate_lines()]))
 
 
 def _verbose_record(result) -> None:

@@ -39,7 +39,7 @@ from latentpack.formats import write_archive
 from latentpack.formats.schema import WEIGHT_DTYPES, ArchiveContents, DecoderWeights, IndexCodes, Latents
 from latentpack.formats.validate import DIGEST_BYTES
 from latentpack.ops.compress_pixels import LOSSLESS_CODERS, pixel_contents, uses_pixel_model
-from latentpack.ops.plan import autoencoder_plan, design_for, report
+from latentpack.ops.plan import autoencoder_plan, design_for, report, report_plan
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
@@ -165,7 +165,7 @@ class _Compression:
 
         o, w = self.options, len(self.staged)
         epochs = o.epochs or train.default_epochs(self.staged, self.design, o.batch_size)
-        report.info(autoencoder_plan(self.staged, o, self.design).line())
+        report_plan(autoencoder_plan(self.staged, o, self.design))
         device = training_device()
         report.info(f"Training on {device}")
         t = time.perf_counter()

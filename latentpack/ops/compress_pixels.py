@@ -61,14 +61,14 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
     from latentpack.codec.pixel_model import train  # TensorFlow loads here
 
     from latentpack.codec.keras.device import training_device
-    from latentpack.ops.plan import pixel_plan, report
+    from latentpack.ops.plan import pixel_plan, report, report_plan
 
     w = len(staged)
     shapes = [(im.height, im.width, NATURAL_CHANNELS[staged.working_mode]) for im in staged.images]
     samples = sum(int(np.prod(s)) for s in shapes)
     plan, spec = pixel_plan(staged, options)
     steps, device = plan.steps, training_device()
-    report.info(plan.line())
+    report_plan(plan)
     report.info(f"Training on {device}")
     t = time.perf_counter()
     x, y = train.training_set(staged.working, shapes, spec, options.seed)

@@ -28,7 +28,8 @@ from latentpack.fs.folder import ImageFolder, check_folder, check_output_path
 from latentpack.fs.images import NATURAL_CHANNELS
 from latentpack.progress import ProgressFactory, null_progress
 
-__all__ = ["CompressPlan", "design_for", "autoencoder_plan", "pixel_plan", "plan_compression", "report"]
+__all__ = ["CompressPlan", "design_for", "autoencoder_plan", "pixel_plan", "plan_compression", "report",
+           "report_plan"]
 
 #: The logger every stage reports to (the command line shows INFO by default, DEBUG with -v).
 report = logging.getLogger("latentpack")
@@ -59,6 +60,7 @@ class CompressPlan:
         timed_steps: Steps timed.
         device: What trained them (``CPU (x86_64)``, ``GPU:0 (...)``).
         startup_seconds: TensorFlow's start-up, measured (compress pays it too).
+        layers: The decoder's layers, one short text each (``-v``).
     """
 
     coder: str
@@ -81,6 +83,7 @@ class CompressPlan:
     timed_steps: int = 0
     device: str | None = None
     startup_seconds: float = 0.0
+    layers: list[str] = field(default_factory=list)
 
     @property
     def training_seconds(self) -> float | None:
@@ -105,6 +108,12 @@ class CompressPlan:
             what = f"Plan: {self.arch}, y={self.latent_dims}, width {self.filters}"
         return (f"{what}, decoder {self.decoder_bytes:,} bytes ({self.weight_dtype}), {self.epochs:,} epochs = "
                 f"{self.steps:,} steps of {self.batch}{refine}; {self.w:,} images")
+
+    def detail_lines(self) -> list[str]:
+        """What ``-v`` adds to the plan: the decoder's layers and the data's sizes."""
+        lines = [f"Decoder: {' -> '.join(self.layers)}"] if self.layers else []
+        return lines + [f"Data: {self.w:,} images, raw {self.raw_bytes:,} bytes, folder {self.folder_bytes:,} bytes"
+                        + (f", {len(self.skipped)} skipped" if self.skipped else "")]
 
     def estimate_lines(self) -> list[str]:
         """What ``--dry-run`` adds: the timed rate, the training time and the archive's size."""
@@ -147,6 +156,28 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def report_plan(plan: CompressPlan) -> None:
+    """Log the plan line (INFO: what compress prints before training) and its details (DEBUG: ``-v``)."""
+    report.info(plan.line())
+    for line in plan.detail_lines():
+        report.debug(line)
+
+
+def _layer_text(layer: dict[str, Any]) -> str:
+    """``Dense(784, relu)``, ``Conv2DTranspose(16, 4x4, /2, relu)``, ``Reshape(7x7x16)``."""
+    c = layer.get("config", {})
+    parts = [str(c[k]) for k in ("units", "filters") if k in c]
+    if "kernel_size" in c:
+        parts.append("x".join(map(str, c["kernel_size"])))
+    if any(v != 1 for v in c.get("strides", [1])):
+        parts.append("/" + "x".join(map(str, c["strides"])))
+    if "target_shape" in c:
+        parts.append("x".join(map(str, c["target_shape"])))
+    if c.get("activation") not in (None, "linear"):
+        parts.append(str(c["activation"]))
+    return f"{layer.get('type')}({', '.join(parts)})" if parts else str(layer.get("type"))
+
+
 def design_for(folder: ImageFolder, options: Any) -> CodecDesign:
     """The autoencoder a folder gets with these compress options (planned for a size target)."""
     budget = options.rate_target.byte_budget(folder.x_bits // 8)
@@ -186,7 +217,7 @@ def autoencoder_plan(folder: ImageFolder, options: Any, design: CodecDesign) -> 
         "autoencoder", design.arch, design.latent_dims, design.filters, design.decoder_scalars * weight_bytes,
         options.stored_weight_dtype, epochs, epochs * steps_per_epoch, f"{options.batch_size} {unit}", refine,
         len(folder), folder.x_bits // 8, folder.folder_bytes, list(folder.skipped),
-        _latent_estimate(folder, design, options),
+        _latent_estimate(folder, design, options), layers=[_layer_text(x) for x in design.decoder["layers"]],
     )
 
 
@@ -202,7 +233,7 @@ def pixel_plan(folder: ImageFolder, options: Any) -> tuple[CompressPlan, Any]:
     plan = CompressPlan(
         "pixel-model", "pixel-model", 0, spec.hidden[0], stored, "int16", options.epochs or train.DEFAULT_EPOCHS,
         steps, f"{train.BATCH_SAMPLES:,} samples", 0, len(folder), folder.x_bits // 8, folder.folder_bytes,
-        list(folder.skipped), None,
+        list(folder.skipped), None, layers=[f"Dense({w}, relu)" for w in spec.hidden] + [f"Dense({spec.outputs})"],
     )
     return plan, spec
 
