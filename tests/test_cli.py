@@ -110,7 +110,7 @@ def test_mixed_sizes_and_modes_round_trip(mixed_folder: Path, tmp_path: Path) ->
     assert summary["training"]["arch"] == "conv"
     assert summary["formula"]["y"] is None  # latent grids differ in size
     out = tmp_path / "out"
-    assert invoke("extract", archive, "-o", out).exit_code == 0
+    assert invoke("extract", archive, "-o", out, "--format", "original").exit_code == 0  # the default: JPEG as PNG
     assert _files(out) == _files(mixed_folder)
     for name in _files(mixed_folder):
         a, b = Image.open(mixed_folder / name), Image.open(out / name)

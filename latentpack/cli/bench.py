@@ -15,8 +15,10 @@ from latentpack.cli.options import (
     batch_size_option,
     epochs_option,
     filters_option,
+    note,
     seed_option,
     user_errors,
+    verbosity_options,
 )
 from latentpack.errors import LatentpackError
 
@@ -96,6 +98,7 @@ def _command_line(ctx: click.Context) -> str:
               help="Larger images show one CROP x CROP window on the contact sheet.")
 @click.option("--workdir", type=click.Path(path_type=pathlib.Path, file_okay=False), default=None,
               help="Keep every codec's output here (an empty or new folder). Default: a temporary folder.")
+@verbosity_options
 @user_errors
 def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualities, limit, seed,
           json_out, plot, sheet, sample, crop, workdir) -> None:
@@ -122,7 +125,7 @@ def bench(folder, codec_names, rates, epochs, arch, filters, batch_size, qualiti
         raise click.UsageError("--contact-sheet shows latentpack's reconstructions: include latentpack in --codecs")
 
     def log(message: str) -> None:
-        click.echo(message, err=True)
+        note(message)
 
     try:
         result = run_bench(folder, codecs, limit=limit, workdir=workdir, sample=sample if sheet else 0, seed=seed,

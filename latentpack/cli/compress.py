@@ -1,6 +1,8 @@
 """``latentpack compress``: train on a folder and write its archive."""
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 
 import click
@@ -12,11 +14,18 @@ from latentpack.cli.options import (
     emit_json,
     epochs_option,
     filters_option,
+    QUIET,
+    VERBOSE,
+    detail,
+    echo,
     force_option,
     json_option,
+    note,
     progress_factory,
     seed_option,
     user_errors,
+    verbosity,
+    verbosity_options,
 )
 from latentpack.fs.names import display_name
 
@@ -70,31 +79,100 @@ __all__ = ["compress"]
                    "steps; 0: off. Kept only if it lowers the error.")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be used (recorded in the archive) instead of failing.")
+@click.option("--resume", is_flag=True,
+              help="Checkpoint training (under --work-dir, default the XDG cache) and continue an interrupted "
+                   "run of the same command from its last checkpoint: the same archive as an uninterrupted run.")
+@click.option("--work-dir", type=click.Path(path_type=pathlib.Path, file_okay=False), default=None,
+              help="Where training checkpoints go (written only with this option or --resume; removed once the "
+                   "archive is written). Default with --resume: $XDG_CACHE_HOME/latentpack/checkpoints.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the folder, print the design it would train and estimate the training time (from a "
+                   "few timed steps) and the archive's size; write nothing.")
 @force_option
 @json_option
+@verbosity_options
 @user_errors
-def compress(folder, archive, as_json, digest_bytes, **options) -> None:
+def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, **options) -> None:
     """Train a model on FOLDER and write an archive of it: an autoencoder's decoder and latents (lossy), or
-    with --lossless a learned per-pixel model and the pixels it codes."""
-    from latentpack.ops.compress import compress_folder
+    with --lossless a learned per-pixel model and the pixels it codes.
+
+    The plan (design, y, width, decoder bytes, steps and epochs) is printed before training; --dry-run
+    prints it with the estimates and stops there."""
     from latentpack.fs.atomic import stale_temp_files
+
+    digest_bytes = None if digest_bytes is None else int(digest_bytes)
+    if dry_run:
+        return _dry_run(folder, archive, as_json, digest_bytes, options)
+    from latentpack.ops.compress import compress_folder
 
     stale = stale_temp_files(archive)
     if stale:
-        click.echo(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
-                   f"(safe to delete once no other latentpack is writing it): "
-                   + ", ".join(display_name(p.name) for p in stale), err=True)
-    result = compress_folder(folder, archive, digest_bytes=None if digest_bytes is None else int(digest_bytes), progress=progress_factory, **options)
+        note(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
+             f"(safe to delete once no other latentpack is writing it): "
+             + ", ".join(display_name(p.name) for p in stale))
+    with _checkpoints(resume, work_dir):
+        result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
     if as_json:  # the summary inspect --json prints, plus the guard rails' warnings (latentpack.ops.guard_rails)
         from latentpack.ops.guard_rails import warnings_json
         from latentpack.ops.inspect import archive_summary
 
         emit_json({**archive_summary(result.path).as_json(), "warnings": warnings_json(result.warnings)})
-    else:
+    elif verbosity() > QUIET:
         print_summary(result.path, as_json)
+    _verbose_record(result)
     for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        note(f"Warning: {warning}")
     rc = result.contents.training.get("rate_control")
     if rc and not rc["reached"]:
-        click.echo(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
-                   "latent step (more epochs, a larger -y or --filters could reach it)", err=True)
+        note(f"Warning: target mean PSNR {rc['value']:g} dB not reached: {rc['got']:.2f} dB at the finest "
+             "latent step (more epochs, a larger -y or --filters could reach it)")
+
+
+@contextlib.contextmanager
+def _checkpoints(resume: bool, work_dir: pathlib.Path | None):
+    """``--resume``/``--work-dir``: checkpoint training; drop the checkpoints once the archive is written."""
+    if not resume and work_dir is None:
+        yield
+        return
+    from latentpack.codec.keras import checkpoint
+
+    seconds = float(os.environ.get("LATENTPACK_CHECKPOINT_SECONDS", checkpoint.SAVE_SECONDS))
+    store = checkpoint.CheckpointStore(work_dir or checkpoint.default_root(), resume, seconds)
+    try:
+        with checkpoint.activate(store):
+            yield
+    except KeyboardInterrupt:
+        if any(folder.exists() for folder in store.used):
+            note(f"Training checkpoint kept under {store.root}: the same command with --resume continues it")
+        raise
+    store.remove()
+
+
+def _dry_run(folder, archive, as_json: bool, digest_bytes: int | None, options: dict) -> None:
+    """``--dry-run``: the plan and its estimates, on stdout; nothing written."""
+    from latentpack.ops.compress import CompressOptions
+    from latentpack.ops.plan import plan_compression
+
+    plan = plan_compression(folder, archive, CompressOptions(digest_bytes=digest_bytes, **options),
+                            progress=progress_factory)
+    if as_json:
+        emit_json(plan.as_json())
+        return
+    for name, reason in plan.skipped:
+        echo(f"skipped: {name}: {reason}")
+    echo("\n".join([plan.line(), *(plan.detail_lines() if verbosity() >= VERBOSE else []), *plan.estimate_lines()]))
+
+
+def _verbose_record(result) -> None:
+    """``-v``: each stage's time and what rate control decided (from the training record)."""
+    t = result.contents.training
+    timings = {**t.get("timings", {}), **result.timings}
+    detail("Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+    if t.get("latent_step") is not None:
+        detail(f"Latent step: {t['latent_step']:.6g} (prediction mean PSNR {t.get('prediction_mean_psnr')})")
+    if t.get("rate_control"):
+        detail("Rate control: " + ", ".join(f"{k}={v}" for k, v in t["rate_control"].items()))
+    if t.get("refine"):
+        detail("Refinement: " + ", ".join(f"{k}={v}" for k, v in t["refine"].items()))
+    if t.get("device"):
+        detail(f"Trained on: {t['device']}")

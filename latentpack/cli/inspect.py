@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from latentpack.cli.format import db, size, times
-from latentpack.cli.options import archive_argument, echo, emit_json, json_option, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, user_errors, verbosity_options
 from latentpack.fs.names import display_name
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ __all__ = ["inspect", "print_summary"]
 @click.command()
 @archive_argument
 @json_option
+@verbosity_options
 @user_errors
 def inspect(archive, as_json) -> None:
     """Show how ARCHIVE's size breaks down and whether it beats the raw images."""
@@ -117,12 +118,20 @@ def _file_lines(s: ArchiveSummary) -> list[str]:
     lines += [
         f"ratio to raw       {times(b['ratio_to_raw'])}  (raw {size(b['raw'])} / file)",
         f"ratio to folder    {times(b['ratio_to_folder'])}  (folder {size(b['folder'])} on disk / file)",
-        f"quality            mean PSNR {db(q['mean_psnr'])}, worst {db(q['min_psnr'])} "
-        f"({display_name(q['worst_image'] or '')})",
+        _quality_line(q),
     ]
     if q.get("prediction_mean_psnr") is not None and s.mode != "lossy":
         lines.append(f"prediction         mean PSNR {db(q['prediction_mean_psnr'])} (what the residuals correct)")
     return lines
+
+
+def _quality_line(q: dict) -> str:
+    """Mean and worst PSNR, naming the worst image; for an exact archive, that every image is exact."""
+    worst = q["min_psnr"]
+    if worst is not None and math.isinf(worst):  # every image decodes bit-exact: no image is "worst"
+        return "quality            exact: every image decodes to its very pixels (checked against its sha256)"
+    return (f"quality            mean PSNR {db(q['mean_psnr'])}, worst {db(worst)} "
+            f"({display_name(q['worst_image'] or '')})")
 
 
 def _record_lines(s: ArchiveSummary) -> list[str]:

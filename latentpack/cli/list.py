@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from latentpack.cli.format import db
-from latentpack.cli.options import archive_argument, echo, emit_json, json_option, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, note, user_errors, verbosity_options
 from latentpack.fs.names import display_name
 
 __all__ = ["list_"]
@@ -13,6 +13,7 @@ __all__ = ["list_"]
 @click.command(name="list")
 @archive_argument
 @json_option
+@verbosity_options
 @user_errors
 def list_(archive, as_json) -> None:
     """List the images in ARCHIVE: name, size, mode and PSNR."""
@@ -21,8 +22,8 @@ def list_(archive, as_json) -> None:
     rows = image_rows(archive)
     skipped = skipped_files(archive)
     if skipped:
-        echo(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
-             + "; ".join(f"{display_name(s['name'])} ({display_name(s['reason'])})" for s in skipped), err=True)
+        note(f"{len(skipped)} file(s) of the folder were skipped at compress time: "
+             + "; ".join(f"{display_name(s['name'])} ({display_name(s['reason'])})" for s in skipped))
     if as_json:
         emit_json(rows)
         return

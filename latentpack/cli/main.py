@@ -39,9 +39,10 @@ def _add_commands() -> None:
     from latentpack.cli.extract import extract
     from latentpack.cli.inspect import inspect
     from latentpack.cli.list import list_
+    from latentpack.cli.manpage import help_command
     from latentpack.cli.verify import verify
 
-    for command in (compress, extract, inspect, verify, list_, bench):
+    for command in (compress, extract, inspect, verify, list_, bench, help_command):
         cli.add_command(command)
 
 

@@ -3,6 +3,13 @@
 The model options that ``compress`` and ``bench`` share are defined here once
 (type, range, default); each command gives its own help text.
 
+Verbosity (`verbosity_options`, on every command): ``-q`` shows errors only,
+the default adds progress and notes, ``-v`` adds details. The library's
+reports (the ``latentpack`` logger: the plan line, the training device) are
+shown at INFO, and with ``-v`` at DEBUG. Progress (`progress_factory`) is a
+bar on a terminal and a line every `LINE_INTERVAL` seconds
+(``LATENTPACK_PROGRESS_INTERVAL``) anywhere else.
+
 Error policy (`user_errors`): latentpack's own errors (`LatentpackError`, and
 until the formats branch derives it from that, `ArchiveError`) and the
 operating system's errors about a file (missing, permission, exists, disk
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import pathlib
 import sys
 import traceback
@@ -26,6 +35,7 @@ import click
 from latentpack.cli.interrupts import exit_broken_pipe, exit_interrupted
 from latentpack.codec.architectures import names as architecture_names
 from latentpack.fs.names import display_text
+from latentpack.progress import LINE_INTERVAL, LineProgress, null_progress
 
 __all__ = [
     "archive_argument",
@@ -37,6 +47,13 @@ __all__ = [
     "filters_option",
     "seed_option",
     "progress_factory",
+    "verbosity_options",
+    "verbosity",
+    "note",
+    "detail",
+    "QUIET",
+    "NORMAL",
+    "VERBOSE",
     "user_errors",
     "report_bug",
     "emit_json",
@@ -77,9 +94,84 @@ def seed_option(help: str) -> Decorator:
     return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=help)
 
 
+#: Environment variable: seconds between progress lines when stderr is not a terminal (default 10).
+INTERVAL_VARIABLE = "LATENTPACK_PROGRESS_INTERVAL"
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+_LEVELS = {QUIET: logging.ERROR, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}
+
+
+def _flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[f"latentpack.{param.name}"] = True
+
+
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``-q/--quiet`` and ``-v/--verbose``, on every command (read back with `verbosity`)."""
+    func = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_flag,
+                        help="Also show the plan's details, each stage's time and the rate-control decisions.")(func)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_flag,
+                        help="Show nothing but errors (no progress, no notes, no summary).")(func)
+
+
+def verbosity() -> int:
+    """`QUIET`, `NORMAL` or `VERBOSE`: what the running command was asked for."""
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    if meta.get("latentpack.quiet"):
+        return QUIET
+    return VERBOSE if meta.get("latentpack.verbose") else NORMAL
+
+
+class _EchoHandler(logging.Handler):
+    """Log records from the library as plain lines on the current stderr (escaped)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            text = f"{record.levelname.capitalize()}: {text}"
+        click.echo(display_text(text), err=True)
+
+
+_HANDLER = _EchoHandler()
+
+
+def _start_reporting() -> None:
+    """Route the library's reports (`latentpack.ops.plan.report`) to stderr at the asked level."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("latentpack.quiet") and ctx.meta.get("latentpack.verbose"):
+        raise click.UsageError("-q/--quiet and -v/--verbose cannot be combined")
+    logger = logging.getLogger("latentpack")
+    if _HANDLER not in logger.handlers:
+        logger.addHandler(_HANDLER)
+    logger.setLevel(_LEVELS[verbosity()])
+
+
+def note(text: str) -> None:
+    """A status line on stderr, unless ``--quiet``."""
+    if verbosity() > QUIET:
+        echo(text, err=True)
+
+
+def detail(text: str) -> None:
+    """A line on stderr with ``--verbose`` only."""
+    if verbosity() >= VERBOSE:
+        echo(text, err=True)
+
+
+def _interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get(INTERVAL_VARIABLE, LINE_INTERVAL)))
+    except ValueError:
+        return LINE_INTERVAL
+
+
 def progress_factory(label: str, total: int):
-    """A click progress bar on stderr (shown only on a terminal)."""
-    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+    """Progress on stderr: a bar on a terminal, a line every few seconds in a log, nothing with ``--quiet``."""
+    if verbosity() == QUIET:
+        return null_progress(label, total)
+    if sys.stderr.isatty():
+        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+    return LineProgress(label, total, lambda text: echo(text, err=True), interval=_interval())
 
 
 def report_bug() -> None:
@@ -100,6 +192,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _start_reporting()
             return func(*args, **kwargs)
         except KeyboardInterrupt as exc:  # SIGINT, SIGTERM, SIGHUP: the partial work is undone by now
             exit_interrupted(exc)

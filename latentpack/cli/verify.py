@@ -5,7 +5,7 @@ import pathlib
 
 import click
 
-from latentpack.cli.options import archive_argument, echo, emit_json, json_option, progress_factory, user_errors
+from latentpack.cli.options import archive_argument, echo, emit_json, json_option, progress_factory, user_errors, verbosity_options
 
 __all__ = ["verify"]
 
@@ -14,6 +14,7 @@ __all__ = ["verify"]
 @archive_argument
 @click.argument("folder", required=False, type=click.Path(path_type=pathlib.Path, file_okay=False, exists=True))
 @json_option
+@verbosity_options
 @user_errors
 def verify(archive, folder, as_json) -> None:
     """Decode every image of ARCHIVE and check it.

@@ -68,6 +68,7 @@ class TrainingRecord:
     refine: dict[str, Any] | None = None
     rate_control: RateChoice | None = None
     rate_distortion: dict[str, Any] | None = None
+    device: str = "unknown"
 
     @classmethod
     def of(cls, design: CodecDesign, trained: Any, options: Any, timings: dict[str, float],
@@ -85,7 +86,7 @@ class TrainingRecord:
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
             "seed": self.seed, "loss": self.loss, "codes": self.codes, "lossless": self.lossless,
             "latent_step": float(step), "prediction_mean_psnr": prediction_mean_psnr, "timings": self.timings,
-            "platform": platform.platform(),
+            "platform": platform.platform(), "device": self.device,
         }
         if self.refine is not None:
             out["refine"] = dict(self.refine)

@@ -38,6 +38,9 @@ SIZE_BITS_PER_LATENT = 6.0
 #: Rate-distortion training: ``y`` is this many times the default, up to `RD_MAX_LATENTS`.
 RD_LATENT_FACTOR = 2
 RD_MAX_LATENTS = 256
+#: Estimating a rate-distortion archive before training (``--dry-run``): coded bits per latent
+#: (digits at the default lambda: many latents carry little).
+RD_BITS_PER_LATENT = 3.5
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from latentpack.fs.names import UnsafeNameError, check_name, display_name
 from latentpack.fs.special import NotRegularFileError, file_kind, open_regular
 from latentpack.progress import ProgressFactory, null_progress
 
-__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "is_latentpack_archive",
-           "check_output_path"]
+__all__ = ["BadImagesError", "FolderImage", "ImageFolder", "scan_folder", "read_folder", "check_folder",
+           "is_latentpack_archive", "check_output_path"]
 
 
 class BadImagesError(LatentpackError, ValueError):
@@ -209,19 +209,42 @@ def read_folder(
             ``skip_bad`` when no file can be used).
         OptionError: (a ValueError) the folder holds no images.
     """
+    progress = progress or null_progress
+    metas, paths, bad = _checked(folder, exclude, progress, skip_bad)
+    mode = _working_mode(m.natural_mode for m in metas)
+    offsets, pixels, tmpdir = _stage(metas, paths, mode, staging_dir, progress)
+    skipped = [(display_name(name), reason) for name, reason in bad]
+    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+
+
+def _checked(folder: Path, exclude: Sequence[Path], progress: ProgressFactory, skip_bad: bool
+             ) -> tuple[list[FolderImage], list[Path], list[tuple[str, str]]]:
     files = scan_folder(folder, exclude)
     if not files:
         raise OptionError(f"{folder} holds no images")
-    progress = progress or null_progress
     metas, paths, bad = _check_files(files, progress)
     if bad and (not skip_bad or not metas):
         raise BadImagesError(bad)
     if not metas:
         raise OptionError(f"{folder} holds no images (only latentpack archives)")
+    return metas, paths, bad
+
+
+def check_folder(folder: Path, *, exclude: Sequence[Path] = (), progress: ProgressFactory | None = None,
+                 skip_bad: bool = False) -> ImageFolder:
+    """`read_folder`'s first pass alone: every file opened and checked, nothing staged.
+
+    The result has the images' metadata and working mode but no pixels
+    (``pixels`` is empty): enough to plan a compression (``compress --dry-run``).
+
+    Raises:
+        As `read_folder`.
+    """
+    metas, _, bad = _checked(folder, exclude, progress or null_progress, skip_bad)
     mode = _working_mode(m.natural_mode for m in metas)
-    offsets, pixels, tmpdir = _stage(metas, paths, mode, staging_dir, progress)
     skipped = [(display_name(name), reason) for name, reason in bad]
-    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+    return ImageFolder(metas, mode, np.zeros(len(metas) + 1, np.int64), np.zeros(0, np.uint8),
+                       int(sum(m.file_bytes for m in metas)), skipped)
 
 
 def _check_file(name: str, path: Path, seen: dict[str, str]) -> FolderImage:

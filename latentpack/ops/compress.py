@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from latentpack.codec.assemble import TrainingRecord, assemble_contents, metadata_estimate
-from latentpack.codec.design import CodecDesign, design_codec
+from latentpack.codec.design import CodecDesign
 from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize
 from latentpack.codec import rate, rd
 from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
@@ -41,6 +41,7 @@ from latentpack.ops.compress_options import (CODES, DEFAULT_BATCH_SIZE, DEFAULT_
                                              DEFAULT_LOSSLESS_DIGEST_BYTES, CompressOptions)
 from latentpack.ops.compress_pixels import pixel_contents, uses_pixel_model
 from latentpack.ops.guard_rails import GuardWarning, compression_warnings
+from latentpack.ops.plan import autoencoder_plan, design_for, report, report_plan
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["CompressOptions", "CompressResult", "compress", "compress_folder", "DEFAULT_BATCH_SIZE", "CODES",
@@ -74,21 +75,18 @@ class _Compression:
 
     def plan(self) -> None:
         """Design: architecture, latent size and capacity (planned for a size target)."""
-        o = self.options
-        budget = o.rate_target.byte_budget(self.staged.x_bits // 8)
-        self.design = design_codec(
-            [(im.height, im.width) for im in self.staged.images], self.staged.working_mode,
-            arch=o.arch, latent_dims=o.latent_dims, filters=o.filters,
-            byte_budget=None if budget is None else max(1, budget - metadata_estimate(len(self.staged), o.stored_digest_bytes)),
-            weight_bytes=2 if o.stored_weight_dtype == "float16" else 4, rate_distortion=o.rate_distortion,
-        )
+        self.design = design_for(self.staged, self.options)
 
     def train(self) -> None:
         """Train (encoder and decoder, or the decoder alone on index codes); round the weights as stored."""
         from latentpack.codec.keras import train  # TensorFlow loads here, and only here.
+        from latentpack.codec.keras.device import training_device
 
         o, w = self.options, len(self.staged)
         epochs = o.epochs or train.default_epochs(self.staged, self.design, o.batch_size)
+        report_plan(autoencoder_plan(self.staged, o, self.design))
+        device = training_device()
+        report.info(f"Training on {device}")
         t = time.perf_counter()
         if o.codes == "index":
             if not self.design.one_vector:
@@ -109,6 +107,7 @@ class _Compression:
         self.encoder = trained.encoder
         self.density = getattr(trained, "density", None)
         self.record = TrainingRecord.of(self.design, trained, o, self.timings, self.staged.skipped)
+        self.record.device = device
         self.timings["train"] = time.perf_counter() - t
 
     def rd_plan(self) -> tuple[float, tuple[str, float] | None]:

@@ -60,10 +60,16 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
     """Train the pixel model on the folder, code every image with it, check, and build the contents."""
     from latentpack.codec.pixel_model import train  # TensorFlow loads here
 
+    from latentpack.codec.keras.device import training_device
+    from latentpack.ops.plan import pixel_plan, report, report_plan
+
     w = len(staged)
     shapes = [(im.height, im.width, NATURAL_CHANNELS[staged.working_mode]) for im in staged.images]
     samples = sum(int(np.prod(s)) for s in shapes)
-    spec, steps = train.plan_pixel_model(NATURAL_CHANNELS[staged.working_mode], samples, epochs=options.epochs)
+    plan, spec = pixel_plan(staged, options)
+    steps, device = plan.steps, training_device()
+    report_plan(plan)
+    report.info(f"Training on {device}")
     t = time.perf_counter()
     x, y = train.training_set(staged.working, shapes, spec, options.seed)
     with progress("Training the pixel model", steps) as bar:
@@ -95,7 +101,7 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
         "pixel_model": spec.as_json(), "steps": fit.steps, "batch_samples": train.BATCH_SAMPLES,
         "training_samples": int(min(samples, train.MAX_TRAINING_SAMPLES)), "seed": options.seed,
         "float_bits_per_sample": fit.float_bits_per_sample, "ideal_bits_per_sample": ideal_bits / max(samples, 1),
-        "timings": timings, "platform": platform.platform(),
+        "timings": timings, "platform": platform.platform(), "device": device,
     }
     if staged.skipped:
         training["skipped"] = [{"name": name, "reason": reason} for name, reason in staged.skipped]

@@ -4,6 +4,11 @@
             batch (`latentpack.codec.decode`) -> encode each image in its
             source format -> write it (temp file + rename) -> next batch
 
+Requested names are stored names, shell-style patterns or folder prefixes
+(`match_images`); `extract_to_stream` writes the one image a name selects to
+a stream (``extract -o -``). `output_format` chooses each file's format
+(``--format``: PNG for reconstructions of JPEG and WebP sources by default).
+
 Nothing is written, not even OUTDIR created, until every requested name has
 been checked (inside the output folder, no clash, no existing file unless
 ``force``). A failed extraction (a full disk included) removes the files and
@@ -20,24 +25,27 @@ is extracted the digest of all full digests is checked too.
 """
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 from PIL import Image
 
 from latentpack.codec.decode import DECODING_PARTS, check_decodable_images, digest_checked, iter_images
 from latentpack.codec.entropy.lossless import AllDigests, DigestMismatchError
-from latentpack.errors import LatentpackError
+from latentpack.errors import LatentpackError, OptionError
 from latentpack.formats import ArchiveContents, ArchiveError, CorruptArchiveError, read_archive
 from latentpack.fs.images import ImageReadError, open_image
 from latentpack.fs.output import OutputFolder, check_targets, target
 from latentpack.fs.special import require_regular
 from latentpack.progress import ProgressFactory, null_progress
 
-__all__ = ["ExtractResult", "MissingImagesError", "extract_archive", "select_images", "encode_image", "encode_exact"]
+__all__ = ["ExtractResult", "MissingImagesError", "extract_archive", "extract_to_stream", "select_images",
+           "match_images", "output_format", "FILE_FORMATS", "encode_image", "encode_exact"]
 
 #: Formats written back as themselves; anything else is written as PNG.
 _WRITABLE = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
@@ -87,6 +95,51 @@ def select_images(names: Sequence[str], wanted: Sequence[str] | None) -> Sequenc
     return sorted({where[n] for n in wanted})
 
 
+def match_images(names: Sequence[str], patterns: Sequence[str] | None) -> Sequence[int]:
+    """Indices, sorted, of the names that any of ``patterns`` selects (all, as a `range`, when none given).
+
+    A pattern selects a stored name equal to it, a name it matches as a
+    shell-style pattern (`fnmatch.fnmatchcase`: ``*``, ``?``, ``[0-9]``;
+    ``*`` also crosses ``/``), and every name under it as a folder prefix
+    (``digits`` or ``digits/`` selects ``digits/0.png``).
+
+    Raises:
+        MissingImagesError: listing every pattern that selects nothing.
+    """
+    if not patterns:
+        return range(len(names))
+    chosen: set[int] = set()
+    missing = []
+    for pattern in patterns:
+        prefix = pattern.rstrip("/") + "/"
+        regex = re.compile(fnmatch.translate(pattern))
+        hits = [i for i, n in enumerate(names) if n == pattern or n.startswith(prefix) or regex.match(n)]
+        if not hits:
+            missing.append(pattern)
+        chosen.update(hits)
+    if missing:
+        raise MissingImagesError(f"not in the archive: {', '.join(missing)}")
+    return sorted(chosen)
+
+
+#: ``extract --format``: ``auto`` writes reconstructions of lossy sources (JPEG, WebP) as PNG and the rest
+#: in their source format; ``png`` writes PNG always; ``original`` the source format always (JPEG and WebP
+#: re-encoded at quality 95). Lossless archives write exact files whatever the choice (see `encode_exact`).
+FILE_FORMATS = ("auto", "png", "original")
+_LOSSY_SOURCES = {"JPEG", "WEBP"}
+
+
+def output_format(source: str, choice: str = "auto", *, lossless: bool = False) -> str:
+    """The Pillow format an image whose source format is ``source`` is written in (`FILE_FORMATS`)."""
+    if choice not in FILE_FORMATS:
+        raise ValueError(f"`choice` must be one of {list(FILE_FORMATS)}, got {choice!r}")
+    if choice == "png":
+        return "PNG"
+    if choice == "auto" and source in _LOSSY_SOURCES and not lossless:
+        return "PNG"  # the reconstruction as it is, not degraded by a second lossy encoding
+    return source
+
+
 def encode_image(image: Image.Image, fmt: str, *, lossless: bool = False) -> bytes:
     """The bytes of an image saved in its source format (PNG as a fallback)."""
     buf = io.BytesIO()
@@ -119,26 +172,61 @@ def encode_exact(image: Image.Image, fmt: str, digest: bytes, name: str) -> byte
     raise DigestMismatchError(f"image {name!r}: no file format reproduces its pixels exactly")
 
 
+def _encoded(table, i: int, image: Image.Image, digest: bytes | None, file_format: str) -> bytes:
+    """The file bytes of image ``i`` in the chosen format (a lossless one checked against its digest)."""
+    fmt = output_format(table.formats[i], file_format, lossless=digest is not None)
+    try:
+        if digest is None:
+            return encode_image(image, fmt)
+        return encode_exact(image, fmt, digest, table.names[i])
+    except (OSError, KeyError, ValueError) as err:  # Pillow: a mode neither the format nor PNG holds
+        raise CorruptArchiveError(f"row {i} ({table.names[i]!r}): mode {table.modes[i]!r} cannot be written "
+                                  f"as {' or '.join(dict.fromkeys([fmt or 'PNG', 'PNG']))} ({err})",
+                                  hdf5_path="/images/formats") from None
+
+
 def _write_images(contents: ArchiveContents, indices: Sequence[int], output: OutputFolder,
-                  progress: ProgressFactory | None) -> None:
+                  progress: ProgressFactory | None, file_format: str = "auto") -> None:
     """Decode the images and write each one (a lossless one checked against its digest first)."""
     table = contents.images
     all_digests = AllDigests()
     with output as out, (progress or null_progress)("Extracting", len(indices)) as bar:
         for i, image, digest, _ in iter_images(contents, indices):
-            try:
-                data = encode_image(image, table.formats[i]) if digest is None else \
-                    encode_exact(image, table.formats[i], digest, table.names[i])
-            except (OSError, KeyError, ValueError) as err:  # Pillow: a mode neither the format nor PNG holds
-                raise CorruptArchiveError(f"row {i} ({table.names[i]!r}): mode {table.modes[i]!r} cannot be written "
-                                          f"as {' or '.join(dict.fromkeys([table.formats[i] or 'PNG', 'PNG']))} ({err})",
-                                          hdf5_path="/images/formats") from None
+            out.write(i, _encoded(table, i, image, digest, file_format))
             if digest is not None:
                 all_digests.add(digest)
-            out.write(i, data)
             bar.update(1)
         if digest_checked(contents) and all_digests.count == len(table):
             all_digests.check(table.sha256_all)
+
+
+def extract_to_stream(archive: str | os.PathLike, name: str, stream: BinaryIO, *, file_format: str = "auto") -> str:
+    """Write the one image that ``name`` selects (`match_images`) to a binary stream (``extract -o -``).
+
+    Returns:
+        The stored name of the image written.
+
+    Raises:
+        MissingImagesError: ``name`` selects no image.
+        OptionError: it selects more than one.
+        ArchiveError, DigestMismatchError: as `extract_archive`.
+    """
+    require_regular(archive, "archive")
+    contents = read_archive(archive)
+    table = contents.images
+    indices = match_images(table.names, [name])
+    if len(indices) != 1:
+        raise OptionError(f"{name!r} selects {len(indices):,} images; -o - writes exactly one "
+                          f"(e.g. {table.names[indices[0]]})")
+    try:
+        check_decodable_images(contents, indices)
+        for i, image, digest, _ in iter_images(contents, indices):
+            stream.write(_encoded(table, i, image, digest, file_format))
+    except ArchiveError as err:
+        err.file = err.file or archive
+        raise
+    stream.flush()
+    return table.names[indices[0]]
 
 
 def extract_archive(
@@ -148,20 +236,24 @@ def extract_archive(
     *,
     force: bool = False,
     progress: ProgressFactory | None = None,
+    file_format: str = "auto",
 ) -> ExtractResult:
     """Write the reconstructed images under ``outdir`` with their stored names.
 
     Args:
         archive: The archive.
         outdir: The output folder (created if missing).
-        names: Images to extract (default all).
+        names: Images to extract (default all): stored names, shell-style
+            patterns or folder prefixes (`match_images`).
         force: Overwrite existing files.
         progress: Optional ``progress(label, total)`` factory.
+        file_format: ``auto``, ``png`` or ``original`` (`FILE_FORMATS`, `output_format`);
+            files keep their stored names whatever format they are written in.
 
     Raises:
         ArchiveError: the archive is not valid.
         NotRegularFileError: the archive is a FIFO, socket or device (not opened).
-        MissingImagesError: a requested name is not in the archive.
+        MissingImagesError: a requested name or pattern selects no image.
         UnsafeNameError: a stored name would write outside ``outdir``, two
             names would write the same file, or one would write over the
             archive itself (even with ``force``).
@@ -172,7 +264,7 @@ def extract_archive(
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
     contents = read_archive(archive, DECODING_PARTS)  # not the quality or the training record: never read
     table = contents.images
-    indices = select_images(table.names, names)
+    indices = match_images(table.names, names)
     outdir = Path(outdir)
     root = check_targets(os.fspath(archive), outdir, table.names, indices, force, inputs=[archive])
     try:
@@ -182,7 +274,7 @@ def extract_archive(
         raise
 
     try:
-        _write_images(contents, indices, OutputFolder(outdir, root, table.names), progress)
+        _write_images(contents, indices, OutputFolder(outdir, root, table.names), progress, file_format)
     except ArchiveError as err:  # a stream that does not decode, a digest that does not match
         err.file = err.file or archive
         raise

@@ -21,7 +21,7 @@ import numpy as np
 
 from latentpack.codec.decode import check_decodable_images, check_latent_range
 from latentpack.codec.entropy.latent_coding import decode_latents
-from latentpack.formats import ArchiveContents, ArchiveError, CorruptArchiveError, open_archive
+from latentpack.formats import ArchiveContents, ArchiveError, open_archive
 from latentpack.fs.special import require_regular
 
 __all__ = ["ArchiveSummary", "archive_summary", "extract_checks", "image_rows", "skipped_files", "json_ready"]
@@ -125,7 +125,8 @@ def _summary(path: str | os.PathLike, ar: Any, checks: dict[str, list[str]]) -> 
         bytes=_bytes(h, breakdown, pixels),
         quality=_quality(ar),
         training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
-                                               "steps", "seed", "codes", "latent_step", "pixel_model")
+                                               "steps", "seed", "codes", "latent_step", "pixel_model", "device",
+                                               "objective")
                   if k in training},
         skipped=_skipped(training),
         rate_control=_rate_control(training),

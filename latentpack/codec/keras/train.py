@@ -28,6 +28,7 @@ keep_freed_memory()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from latentpack.codec.keras import checkpoint  # noqa: E402
 from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, pad_to, patch_size  # noqa: E402
 from latentpack.codec.keras.model import build_autoencoder, build_model, export_decoder, load_decoder_weights  # noqa: E402
 from latentpack.formats.schema import DecoderWeights, Latents  # noqa: E402
@@ -106,8 +107,11 @@ def _fit(model: keras.Model, data, *, epochs: int, steps: int, learning_rate: fl
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     start = time.perf_counter()
     with (progress or null_progress)("Training", epochs * steps) as bar:
-        history = model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
-    return [float(v) for v in history.history.get("loss", [])], time.perf_counter() - start
+        resumable = checkpoint.callback_for(model, data, epochs, steps, bar)  # None unless compress --resume/--work-dir
+        history = model.fit(data, epochs=epochs, verbose=0, shuffle=False,
+                            callbacks=[_ProgressCallback(bar)] + ([resumable] if resumable else []))
+    losses = resumable.losses if resumable else [float(v) for v in history.history.get("loss", [])]
+    return losses, time.perf_counter() - start
 
 
 def train_autoencoder(

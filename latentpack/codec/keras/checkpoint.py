@@ -1,0 +1,190 @@
+"""Resumable training: a Keras callback that checkpoints at epoch ends and restores on ``compress --resume``.
+
+    compress --resume | --work-dir DIR
+        -> key = sha256(the folder's pixels, the model's layers and weight shapes, epochs, steps,
+                        batch size, the data's seeded random state)
+        -> DIR/KEY/state.npz (default DIR: $XDG_CACHE_HOME/latentpack/checkpoints)
+    fit: on_train_begin  load weights, optimizer state, the data's shuffling state, losses; skip done epochs
+         on_epoch_end    save them (temp file + rename, at most every `SAVE_SECONDS`, always after the last)
+
+Everything that decides the next epoch's arithmetic is saved bit-exact (the
+weights, Adam's moments and step count, which also drive the learning-rate
+schedule, and the batch order's random generator), so a resumed run gives
+the weights an uninterrupted run with the same seed gives, on one machine.
+``compress`` activates a `CheckpointStore` around the compression and
+removes what it used once the archive is written (an interrupted run keeps
+it); ``codec/keras/train.py`` asks `callback_for` for the callback to add to
+its ``fit`` (None when no store is active: nothing is written).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from latentpack.codec import quiet_tensorflow
+
+quiet_tensorflow()
+import keras  # noqa: E402
+
+__all__ = ["CheckpointStore", "EpochCheckpoint", "checkpoint_key", "default_root", "activate", "callback_for",
+           "SAVE_SECONDS"]
+
+#: Least seconds between two checkpoints (the one after the last epoch is always written).
+SAVE_SECONDS = 30.0
+_ACTIVE: list["CheckpointStore"] = []
+
+
+def default_root() -> Path:
+    """``$XDG_CACHE_HOME/latentpack/checkpoints`` (``~/.cache/...`` when the variable is unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "latentpack" / "checkpoints"
+
+
+def _pixels(data: Any) -> np.ndarray:
+    """What the data's batches are cut from (whole images, or the folder patches come from)."""
+    return np.asarray(data.array if hasattr(data, "array") else data.folder.pixels)
+
+
+def checkpoint_key(model: keras.Model, data: Any, epochs: int, steps: int) -> str:
+    """One hex key for a training: the folder's pixels, the model's layers and weight shapes, the schedule,
+    and the data's random state (which the seed decides); fixed codes too for a decoder trained alone."""
+    h = hashlib.sha256()
+    h.update(memoryview(np.ascontiguousarray(_pixels(data))).cast("B"))
+    if hasattr(data, "codes"):
+        h.update(memoryview(np.ascontiguousarray(data.codes)).cast("B"))
+    settings = {
+        "layers": [type(layer).__name__ for layer in model.layers],
+        "weights": [list(v.shape) for v in model.weights],
+        "epochs": epochs, "steps": steps, "batch_size": getattr(data, "batch_size", None),
+        "patch": getattr(data, "patch", None), "data": json.dumps(data.rng.bit_generator.state, sort_keys=True),
+        "order": hashlib.sha256(np.asarray(getattr(data, "order", []), dtype=np.int64).tobytes()).hexdigest(),
+    }
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class CheckpointStore:
+    """Where checkpoints go (``ROOT/KEY`` per training), and whether to continue from them.
+
+    Attributes:
+        root: The folder holding one subfolder per training key.
+        resume: Continue from a checkpoint found there (else start afresh, overwriting it).
+        save_seconds: Least seconds between two checkpoints.
+        used: The key folders trainings wrote to (`remove` drops them).
+    """
+
+    root: Path
+    resume: bool
+    save_seconds: float = SAVE_SECONDS
+    used: list[Path] = field(default_factory=list)
+
+    def remove(self) -> None:
+        """Drop the checkpoints of the trainings that ran (the archive is written)."""
+        for folder in self.used:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def activate(store: CheckpointStore | None) -> Iterator[None]:
+    """Make ``store`` the one `callback_for` uses while the block runs (None: no checkpoints)."""
+    if store is None:
+        yield
+        return
+    _ACTIVE.append(store)
+    try:
+        yield
+    finally:
+        _ACTIVE.remove(store)
+
+
+def callback_for(model: keras.Model, data: Any, epochs: int, steps: int, bar: Any = None) -> "EpochCheckpoint | None":
+    """The callback for ``model.fit(data, epochs=epochs)`` while a store is active, else None."""
+    if not _ACTIVE:
+        return None
+    store = _ACTIVE[-1]
+    folder = store.root / checkpoint_key(model, data, epochs, steps)
+    store.used.append(folder)
+    return EpochCheckpoint(folder, store.resume, store.save_seconds, data, bar)
+
+
+def _data_state(data: Any) -> dict[str, Any]:
+    state = {"rng": json.dumps(data.rng.bit_generator.state)}
+    if hasattr(data, "order"):
+        state["order"] = np.asarray(data.order)
+    return state
+
+
+def _restore_data(data: Any, saved: Any) -> None:
+    data.rng.bit_generator.state = json.loads(str(saved["rng"]))
+    if "order" in saved:
+        data.order = np.array(saved["order"])
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save the training state after epochs; restore it before the first (see the module's diagram).
+
+    Attributes:
+        losses: The loss of every epoch, those of the interrupted run included.
+        resumed_epochs: Epochs restored instead of trained.
+    """
+
+    def __init__(self, folder: Path, resume: bool, save_seconds: float, data: Any, bar: Any = None):
+        super().__init__()
+        self.folder, self.resume, self.save_seconds, self.data, self.bar = folder, resume, save_seconds, data, bar
+        self.state_file = folder / "state.npz"
+        self.losses: list[float] = []
+        self.resumed_epochs = 0
+        self.last_save = time.monotonic()
+
+    def _variables(self) -> list:
+        return list(self.model.weights) + list(self.model.optimizer.variables)
+
+    def on_train_begin(self, logs=None) -> None:
+        if not (self.resume and self.state_file.is_file()):
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.state_file, allow_pickle=False) as saved:
+            variables = self._variables()
+            if int(saved["count"]) != len(variables):
+                return  # another model's checkpoint: start afresh
+            for i, v in enumerate(variables):
+                v.assign(saved[f"v{i}"])
+            _restore_data(self.data, saved)
+            self.losses = [float(x) for x in saved["losses"]]
+            self.resumed_epochs = int(saved["epoch"])
+        self.model._initial_epoch = self.resumed_epochs  # what keras.callbacks.BackupAndRestore sets
+        if self.bar is not None:
+            self.bar.update(self.resumed_epochs * len(self.data))
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.losses.append(float((logs or {}).get("loss", float("nan"))))
+        last = epoch + 1 >= self.params.get("epochs", epoch + 1)
+        if last or time.monotonic() - self.last_save >= self.save_seconds:
+            self._save(epoch + 1)
+            self.last_save = time.monotonic()
+
+    def _save(self, epoch: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(self._variables())}
+        arrays.update(_data_state(self.data), count=len(arrays), epoch=epoch, losses=np.array(self.losses))
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, self.state_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

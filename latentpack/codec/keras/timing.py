@@ -1,0 +1,142 @@
+"""Time a handful of training steps of a design on this machine (``compress --dry-run``'s estimate).
+
+The model is built and trained exactly as training builds and trains it
+(Keras ``fit`` over the same data pipeline, op determinism on), on images of
+the folder's shapes holding random pixels (a step's cost does not depend on
+them), so nothing needs staging. The first steps build the graph and are not
+counted.
+
+    design -> build g_a, g_s (or g_s alone) -> compile (Adam, MSE) -> fit: warm-up steps, timed steps
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentpack.codec import quiet_tensorflow
+from latentpack.codec.keras.allocator import keep_freed_memory
+
+quiet_tensorflow()
+keep_freed_memory()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from latentpack.codec.design import CodecDesign  # noqa: E402
+from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, patch_size  # noqa: E402
+from latentpack.codec.keras.device import training_device  # noqa: E402
+from latentpack.codec.keras.model import build_autoencoder, build_model  # noqa: E402
+from latentpack.fs.folder import ImageFolder  # noqa: E402
+from latentpack.fs.images import NATURAL_CHANNELS  # noqa: E402
+
+__all__ = ["StepTiming", "time_training_steps", "time_pixel_model_steps", "WARMUP_STEPS", "TIMED_STEPS"]
+
+#: Steps run before timing (graph tracing, allocator warm-up), and steps timed.
+WARMUP_STEPS = 3
+TIMED_STEPS = 10
+#: The random images timing trains on hold at most this many bytes (at least one image).
+SYNTHETIC_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds per optimiser step, measured over ``steps`` steps on ``device``."""
+
+    seconds_per_step: float
+    steps: int
+    device: str
+
+
+class _StepClock(keras.callbacks.Callback):
+    """The time at the end of every training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def _per_step(ends: list[float], warmup: int) -> tuple[float, int]:
+    timed = ends[warmup - 1:]
+    return (timed[-1] - timed[0]) / max(len(timed) - 1, 1), len(timed) - 1
+
+
+def _synthetic_folder(folder: ImageFolder, count: int, seed: int) -> ImageFolder:
+    """``count`` images of the folder's shapes (cycled, at most `SYNTHETIC_BYTES`), with random pixels."""
+    c = NATURAL_CHANNELS[folder.working_mode]
+    metas, total = [], 0
+    for k in range(count):
+        im = folder.images[k % len(folder.images)]
+        if metas and total + im.height * im.width * c > SYNTHETIC_BYTES:
+            break
+        metas.append(im)
+        total += im.height * im.width * c
+    sizes = np.array([im.height * im.width * c for im in metas], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    pixels = np.random.default_rng(seed).integers(0, 256, int(offsets[-1]), dtype=np.uint8)
+    return ImageFolder(metas, folder.working_mode, offsets, pixels, 0)
+
+
+def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size: int, steps_per_epoch: int,
+                        codes: bool = False, seed: int = 0) -> StepTiming:
+    """Seconds per step of the training `latentpack.codec.keras.train` runs, over a few steps of it.
+
+    The same model, optimiser, data pipeline (`latentpack.codec.keras.data`)
+    and op determinism as training, on images of the folder's shapes holding
+    random pixels (a step's cost does not depend on them).
+
+    Args:
+        folder: The checked folder (its shapes and working mode; no pixels needed).
+        design: The design to time.
+        batch_size: Images (or patches) per step.
+        steps_per_epoch: Training's. Epochs of at most 2 x `TIMED_STEPS` steps are timed whole (after one
+            not timed), so the cost of an epoch's end (reshuffling, restarting the data's worker) is
+            counted; longer ones, `TIMED_STEPS` steps after `WARMUP_STEPS` within one epoch.
+        codes: ``--codes index``: the decoder alone, fed fixed codes.
+        seed: Seeds the weights and the random pixels.
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    if steps_per_epoch <= 2 * TIMED_STEPS:  # short epochs: whole ones, after one that warms up
+        per_epoch = max(1, steps_per_epoch)
+        epochs = 1 + -(-TIMED_STEPS // per_epoch)
+    else:  # long epochs: an epoch's end costs little per step; steps within one epoch
+        per_epoch, epochs = WARMUP_STEPS + TIMED_STEPS, 1
+    if not design.one_vector:
+        synthetic = _synthetic_folder(folder, 64, seed)
+        data = Patches(synthetic, batch_size, seed, patch_size(folder, design.stride), per_epoch)
+    else:
+        synthetic = _synthetic_folder(folder, batch_size * per_epoch, seed)
+        if codes:
+            values = np.random.default_rng(seed).standard_normal((len(synthetic), 1, 1, design.latent_dims))
+            data = CodedImages(synthetic, values.astype(np.float32), batch_size, seed)
+        else:
+            data = WholeImages(synthetic, batch_size, seed)
+    model = build_model(design.decoder, "g_s") if codes else build_autoencoder(design.encoder, design.decoder).model
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    clock = _StepClock()
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=False)
+    warmup = WARMUP_STEPS if epochs == 1 else len(clock.ends) - (epochs - 1) * len(data)
+    seconds, timed = _per_step(clock.ends, warmup)
+    return StepTiming(seconds, timed, training_device())
+
+
+def time_pixel_model_steps(spec, *, batch_samples: int, seed: int = 0) -> StepTiming:
+    """Seconds per training step of the pixel model (`latentpack.codec.pixel_model.train`)."""
+    from latentpack.codec.pixel_model import train
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = train.build_network(spec)
+    model.compile(keras.optimizers.Adam(1e-3), loss=train._nll_bits(spec.components))  # the loss training uses
+    x = rng.random((batch_samples, spec.inputs), dtype=np.float32)
+    y = rng.integers(0, 256, batch_samples).astype(np.float32)
+    ends = []
+    for _ in range(WARMUP_STEPS + TIMED_STEPS):  # training's own loop: one train_on_batch a step
+        model.train_on_batch(x, y)
+        ends.append(time.perf_counter())
+    seconds, timed = _per_step(ends, WARMUP_STEPS)
+    return StepTiming(seconds, timed, training_device())
