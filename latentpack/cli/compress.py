@@ -32,6 +32,30 @@ from latentpack.fs.names import display_name
 __all__ = ["compress"]
 
 
+def _rate_options(func):
+    """The rate options: --quality, --max-size, --ratio, --weights, --objective and --lambda."""
+    for option in reversed([
+        click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
+            help="Target mean PSNR (lossy): lambda is steered toward it in training, then the coarsest latent "
+            "step that reaches it."),
+        click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
+            help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy)."),
+        click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+            help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy)."),
+        click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default=None,
+            help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them). "
+            "Default: float16 when lossy with an encoder or with --max-size/--ratio, else float32."),
+        click.option("--objective", type=click.Choice(["rd", "mse"]), default="rd", show_default=True,
+            help="rd: train for the latents' coded bits plus lambda times the pixel error (lossy); "
+            "mse: for the pixel error alone, the latent step chosen afterwards."),
+        click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True), default=None, metavar="L",
+            help="Rate-distortion trade-off: higher is sharper and larger. Default: 2000 (about 30 dB on "
+            "digits), or steered toward --quality, --max-size or --ratio."),
+    ]):
+        func = option(func)
+    return func
+
+
 @click.command()
 @click.argument("folder", type=click.Path(path_type=pathlib.Path, file_okay=False, exists=True))
 @click.option("-o", "--output", "archive", required=True, type=click.Path(path_type=pathlib.Path, dir_okay=False),
@@ -58,22 +82,7 @@ __all__ = ["compress"]
 @click.option("--digest-bytes", type=click.Choice(["2", "4", "8", "16", "32"]), default=None,
               help="Bytes of each image's sha256 stored (below 32, a sha256 of all full digests is kept too). "
                    "Default: 4 with --lossless (every image is checked when extracted), else 2.")
-@click.option("--quality", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DB",
-              help="Target mean PSNR (lossy): lambda is steered toward it in training, then the coarsest latent "
-                   "step that reaches it.")
-@click.option("--max-size", "max_bytes", type=click.IntRange(min=1), default=None, metavar="BYTES",
-              help="Target file size: plans y and the decoder width, then the finest latent step whose archive fits (lossy).")
-@click.option("--ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
-              help="Target ratio to the raw pixels: --max-size of raw bytes / N (lossy).")
-@click.option("--weights", "weight_dtype", type=click.Choice(["float32", "float16"]), default=None,
-              help="How the decoder weights are stored: float16 halves their bytes (quality is measured with them). "
-                   "Default: float16 when lossy with an encoder or with --max-size/--ratio, else float32.")
-@click.option("--objective", type=click.Choice(["rd", "mse"]), default="rd", show_default=True,
-              help="rd: train for the latents' coded bits plus lambda times the pixel error (lossy); "
-                   "mse: for the pixel error alone, the latent step chosen afterwards.")
-@click.option("--lambda", "lmbda", type=click.FloatRange(min=0, min_open=True), default=None, metavar="L",
-              help="Rate-distortion trade-off: higher is sharper and larger. Default: 2000 (about 30 dB on "
-                   "digits), or steered toward --quality, --max-size or --ratio.")
+@_rate_options
 @click.option("--refine-steps", type=click.IntRange(min=0), default=None, metavar="N",
               help="Fine-tune the decoder on the quantised latents (mlp, dense). Default: a tenth of the training "
                    "steps; 0: off. Kept only if it lowers the error.")
