@@ -108,14 +108,19 @@ def activate(store: CheckpointStore | None) -> Iterator[None]:
         _ACTIVE.remove(store)
 
 
-def callback_for(model: keras.Model, data: Any, epochs: int, steps: int, bar: Any = None) -> "EpochCheckpoint | None":
-    """The callback for ``model.fit(data, epochs=epochs)`` while a store is active, else None."""
+def callback_for(model: keras.Model, data: Any, epochs: int, steps: int, bar: Any = None,
+                 extra: Any = None) -> "EpochCheckpoint | None":
+    """The callback for ``model.fit(data, epochs=epochs)`` while a store is active, else None.
+
+    ``extra``, when given, has ``state() -> dict`` (JSON) and ``restore(dict)``: another
+    callback's state saved with the weights (rate-distortion training's lambda steering).
+    """
     if not _ACTIVE:
         return None
     store = _ACTIVE[-1]
     folder = store.root / checkpoint_key(model, data, epochs, steps)
     store.used.append(folder)
-    return EpochCheckpoint(folder, store.resume, store.save_seconds, data, bar)
+    return EpochCheckpoint(folder, store.resume, store.save_seconds, data, bar, extra)
 
 
 def _data_state(data: Any) -> dict[str, Any]:
@@ -139,16 +144,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
         resumed_epochs: Epochs restored instead of trained.
     """
 
-    def __init__(self, folder: Path, resume: bool, save_seconds: float, data: Any, bar: Any = None):
+    def __init__(self, folder: Path, resume: bool, save_seconds: float, data: Any, bar: Any = None, extra: Any = None):
         super().__init__()
         self.folder, self.resume, self.save_seconds, self.data, self.bar = folder, resume, save_seconds, data, bar
+        self.extra = extra
         self.state_file = folder / "state.npz"
         self.losses: list[float] = []
         self.resumed_epochs = 0
         self.last_save = time.monotonic()
 
     def _variables(self) -> list:
-        return list(self.model.weights) + list(self.model.optimizer.variables)
+        more = self.model.checkpoint_variables() if hasattr(self.model, "checkpoint_variables") else []
+        return list(self.model.weights) + list(self.model.optimizer.variables) + list(more)
 
     def on_train_begin(self, logs=None) -> None:
         if not (self.resume and self.state_file.is_file()):
@@ -162,6 +169,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             for i, v in enumerate(variables):
                 v.assign(saved[f"v{i}"])
             _restore_data(self.data, saved)
+            if self.extra is not None and "extra" in saved:
+                self.extra.restore(json.loads(str(saved["extra"])))
             self.losses = [float(x) for x in saved["losses"]]
             self.resumed_epochs = int(saved["epoch"])
         self.model._initial_epoch = self.resumed_epochs  # what keras.callbacks.BackupAndRestore sets
@@ -179,6 +188,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(self._variables())}
         arrays.update(_data_state(self.data), count=len(arrays), epoch=epoch, losses=np.array(self.losses))
+        if self.extra is not None:
+            arrays["extra"] = np.array(json.dumps(self.extra.state()))
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as fh:

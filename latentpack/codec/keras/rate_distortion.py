@@ -95,6 +95,13 @@ class RateDistortionModel(keras.Model):
     def call(self, x, training: bool = False):
         return self.g_s(self.gain(self.g_a(x, training=training)), training=training)
 
+    def checkpoint_variables(self) -> list:
+        """What a checkpoint saves besides the weights and the main optimizer: the density's Adam, the noise."""
+        density = self.density.trainable_variables + self.gain.trainable_variables
+        if not self.density_optimizer.built:
+            self.density_optimizer.build(density)
+        return list(self.density_optimizer.variables) + [self.noise.state]
+
     @property
     def encoder(self) -> keras.Model:
         """``x -> g_a -> gain -> y``: the latents the archive codes (at step 1)."""
@@ -164,6 +171,16 @@ class LambdaSteering(keras.callbacks.Callback):
         if len(self._window) >= self.window:
             self._steer(float(np.mean(self._window)))
             self._window = []
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the steering (JSON): the step, the open window and the log."""
+        return {"step": self.step, "window": self._window, "epoch": self._epoch, "log": vars(self.log)}
+
+    def restore(self, state: dict) -> None:
+        """Continue from `state` (a resumed training)."""
+        self.step, self._window = int(state["step"]), [float(v) for v in state["window"]]
+        self._epoch = [tuple(v) for v in state["epoch"]]
+        self.log = SteeringLog(**{k: [float(v) for v in vs] for k, vs in state["log"].items()})
 
     def _steer(self, measured: float) -> None:
         kind, want = self.target

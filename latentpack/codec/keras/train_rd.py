@@ -21,6 +21,7 @@ quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from latentpack.codec.keras import checkpoint  # noqa: E402
 from latentpack.codec.keras.model import build_model, export_decoder  # noqa: E402
 from latentpack.codec.keras.rate_distortion import LambdaSteering, RateDistortionModel  # noqa: E402
 from latentpack.codec.keras.train import TrainResult, seeded, training_data  # noqa: E402
@@ -65,7 +66,9 @@ def train_rd_autoencoder(
     start = time.perf_counter()
     with (progress or null_progress)("Training", epochs * steps) as bar:
         steering = LambdaSteering(model.lmbda, epochs * steps, target, bar)
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[steering], shuffle=False)
+        resumable = checkpoint.callback_for(model, data, epochs, steps, bar, extra=steering)  # compress --resume
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[steering] + ([resumable] if resumable else []),
+                  shuffle=False)
     log = steering.log
     record = {"lambda": float(model.lmbda.numpy()), "target": None if target is None else list(target),
               "lambda_steps": [round(v, 3) for v in log.lmbda], "bits_per_sample": log.bits_per_sample,
