@@ -124,15 +124,23 @@ def _summary(path: str | os.PathLike, ar: Any, checks: dict[str, list[str]]) -> 
         formula=_formula(ar, pixel_model),
         bytes=_bytes(h, breakdown, pixels),
         quality=_quality(ar),
-        training={k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs",
-                                               "steps", "seed", "codes", "latent_step", "pixel_model", "device",
-                                               "objective")
-                  if k in training},
+        training=_training(training),
         skipped=_skipped(training),
         rate_control=_rate_control(training),
         refine=_refine(training),
         checks=checks,
     )
+
+
+def _training(training: dict[str, Any]) -> dict[str, Any]:
+    """The training record's keys inspect shows (and rate-distortion training's final lambda)."""
+    out = {k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs", "steps",
+                                        "seed", "codes", "latent_step", "pixel_model", "device", "objective")
+           if k in training}
+    rd = training.get("rate_distortion")
+    if isinstance(rd, dict) and isinstance(rd.get("lambda"), (int, float)):
+        out["lambda"] = round(float(rd["lambda"]), 1)
+    return out
 
 
 def extract_checks(contents: ArchiveContents) -> dict[str, list[str]]:
