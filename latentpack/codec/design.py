@@ -41,6 +41,8 @@ RD_MAX_LATENTS = 256
 #: Estimating a rate-distortion archive before training (``--dry-run``): coded bits per latent
 #: (digits at the default lambda: many latents carry little).
 RD_BITS_PER_LATENT = 3.5
+#: A size target with rate-distortion training: ``y`` is at least the budget's latent bits over this.
+RD_PLAN_BITS_PER_LATENT = 3.0
 
 
 @dataclass(frozen=True)
@@ -206,11 +208,14 @@ def design_codec(
             # convolutional one reaches the same quality with fewer weights.
             arch = "mlp" if plan.widest("mlp") else "dense"
     kind = architectures.get(arch)
-    if rate_distortion and latent_dims is None and kind.one_vector:
+    rd_plans_y = rate_distortion and latent_dims is None and kind.one_vector
+    if rd_plans_y:
         base = kind.default_latent_dims(h, w, OUTPUT_MODES[mode])
         latent_dims = int(min(RD_MAX_LATENTS, max(8, RD_LATENT_FACTOR * base)))
         plan = _Planner(h, w, mode, x_bits, latent_dims, weight_bytes)
     design = plan.build(arch, filters) if filters is not None else plan.widest(arch) or plan.narrowest(arch)
+    if byte_budget is not None and rd_plans_y:
+        return _rd_sized(plan, design, arch, filters, len(shapes), byte_budget, weight_bytes)
     if byte_budget is None or not design.one_vector or _planned_bytes(design, len(shapes), weight_bytes) <= byte_budget:
         return design
     # A size target the default does not meet: the decoder takes at most
@@ -222,6 +227,18 @@ def design_codec(
         y = int(min(design.latent_dims, max(2, round(left_bits / (len(shapes) * SIZE_BITS_PER_LATENT)))))
         design = plan.build(arch, design.filters, y)
     return design
+
+
+def _rd_sized(plan: _Planner, design: CodecDesign, arch: str, filters: int | None, w: int, byte_budget: int,
+              weight_bytes: int) -> CodecDesign:
+    """A size target with rate-distortion training: the decoder within `SIZE_DECODER_SHARE` of the budget
+    (unless ``filters`` is given), and ``y`` at least what the rest buys at `RD_PLAN_BITS_PER_LATENT` bits each:
+    many latents coded coarsely beat a few coded finely."""
+    if filters is None and design.decoder_scalars * weight_bytes > SIZE_DECODER_SHARE * byte_budget:
+        design = plan.widest(arch, SIZE_DECODER_SHARE * byte_budget) or plan.narrowest(arch)
+    left_bits = 8 * (byte_budget - design.decoder_scalars * weight_bytes)
+    y = int(min(RD_MAX_LATENTS, round(left_bits / (w * RD_PLAN_BITS_PER_LATENT))))
+    return plan.build(arch, design.filters, y) if y > design.latent_dims else design
 
 
 def _planned_bytes(design: CodecDesign, w: int, weight_bytes: int) -> float:
