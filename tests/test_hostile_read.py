@@ -11,6 +11,7 @@ copied from the committed fixtures and edited with h5py; nothing trains.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -238,3 +239,18 @@ def test_latentpack_open_names_the_file_of_a_stream_that_does_not_decode(tmp_pat
     archive = latentpack.open(path)
     with pytest.raises(CorruptArchiveError, match=f"^{path}: /latents/stream: the latent stream cannot be decoded"):
         archive[0]
+
+
+def test_the_reader_itself_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    # what the commands check first, the reader checks again after its own non-blocking open, and HDF5
+    # then reads that open file (/proc/self/fd): a FIFO swapped in after any check cannot block it
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "a.lpk"
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom latentpack.formats.reader import Archive\n"
+            "try:\n    Archive(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "NotRegularFileError" in run.stdout and "FIFO" in run.stdout.upper(), run.stdout + run.stderr

@@ -53,6 +53,7 @@ from latentpack.formats.schema import (
     Quality,
 )
 from latentpack.formats.validate import check_together
+from latentpack.fs.special import open_regular
 
 __all__ = ["Archive", "open_archive", "read_archive", "read_header"]
 
@@ -124,12 +125,17 @@ class Archive:
     # -- opening ------------------------------------------------------------
 
     def _open(self) -> None:
-        with open(self.path, "rb"):  # FileNotFoundError / IsADirectoryError / PermissionError as such
-            pass
+        if os.path.isdir(self.path):
+            open(self.path, "rb").close()  # IsADirectoryError as such
+        # Opened once, without blocking, and checked to be a regular file after the open (a FIFO swapped
+        # in at any moment is refused); HDF5 then reads that very file through /proc/self/fd where there is one.
+        self._handle = open_regular(self.path, "archive")  # FileNotFoundError / PermissionError as such
+        held = f"/proc/self/fd/{self._handle.fileno()}"
+        target = held if os.path.exists(held) else self.path
         with self._at("/"):
-            if not h5py.is_hdf5(self.path):
+            if not h5py.is_hdf5(target):
                 raise NotAnArchiveError("not a latentpack archive (not an HDF5 file)")
-            self._file = h5py.File(self.path, "r")
+            self._file = h5py.File(target, "r")
             root = self._file
             # attr_str checks type, shape and size before it reads a value, so a
             # variable-length string (bytes in the unchecked global heap) is never read
@@ -332,6 +338,9 @@ class Archive:
                 self._file.close()
             self._file = None
             self._ds = {}
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            handle.close()
 
     def __enter__(self) -> Archive:
         return self
