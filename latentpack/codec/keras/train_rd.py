@@ -90,11 +90,17 @@ def predicted_bits(density: keras.layers.Layer, latents: Latents, step: float = 
     sample = q_all[np.random.default_rng(0).permutation(len(q_all))[:PREDICT_SAMPLE]]
     q = tf.constant(np.rint(sample / step), tf.float32)
     optimizer = keras.optimizers.Adam(1e-2)
-    for _ in range(fit_steps):
+    variables = density.trainable_variables
+    optimizer.build(variables)
+
+    @tf.function
+    def fit_step():
         with tf.GradientTape() as tape:
             nll = tf.reduce_mean(density.bits(q))
-        variables = density.trainable_variables
         optimizer.apply(tape.gradient(nll, variables), variables)
+
+    for _ in range(fit_steps):
+        fit_step()
     total = 0.0
     for a in range(0, len(q_all), PREDICT_SAMPLE):
         chunk = np.rint(q_all[a : a + PREDICT_SAMPLE] / step).astype(np.float32)
