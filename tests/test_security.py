@@ -233,9 +233,11 @@ def test_disk_full_during_extract_removes_what_it_wrote(tmp_path: Path, monkeypa
             self.fh.write(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    def fdopen(fd, *args, **kw):
+    def fdopen(fd, mode="r", *args, **kw):
+        fh = real(fd, mode, *args, **kw)
+        if "w" not in mode:  # the archive, opened for reading: not an image file
+            return fh
         calls.append(fd)
-        fh = real(fd, *args, **kw)
         return FullDisk(fh) if len(calls) >= 3 else fh
 
     monkeypatch.setattr(output_module.os, "fdopen", fdopen)

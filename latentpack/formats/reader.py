@@ -127,11 +127,10 @@ class Archive:
     def _open(self) -> None:
         if os.path.isdir(self.path):
             open(self.path, "rb").close()  # IsADirectoryError as such
-        # Opened once, without blocking, and checked to be a regular file after the open (a FIFO swapped
-        # in at any moment is refused); HDF5 then reads that very file through /proc/self/fd where there is one.
+        # opened once, never blocking, checked after the open; HDF5 reads that file through /proc/self/fd
         self._handle = open_regular(self.path, "archive")  # FileNotFoundError / PermissionError as such
-        held = f"/proc/self/fd/{self._handle.fileno()}"
-        target = held if os.path.exists(held) else self.path
+        target = f"/proc/self/fd/{self._handle.fileno()}"
+        target = target if os.path.exists(target) else self.path
         with self._at("/"):
             if not h5py.is_hdf5(target):
                 raise NotAnArchiveError("not a latentpack archive (not an HDF5 file)")
@@ -338,9 +337,8 @@ class Archive:
                 self._file.close()
             self._file = None
             self._ds = {}
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            handle.close()
+        if getattr(self, "_handle", None) is not None:
+            self._handle.close()
 
     def __enter__(self) -> Archive:
         return self
