@@ -225,6 +225,13 @@ def many(tmp_path_factory) -> Path:
     return write_archive(tmp_path_factory.mktemp("many") / "many.lpk", make_contents(w=3000))
 
 
+def _default_signals() -> None:
+    """In the child: the default action for the signals under test (a run under nohup ignores SIGHUP, and
+    latentpack rightly keeps a signal ignored that it was started ignoring)."""
+    for signum in _SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _signal_when(proc: subprocess.Popen, ready, signum: int, limit: float = 90) -> tuple[str, str]:
     """Send ``signum`` once ``ready()`` holds; the process's (stdout, stderr) once it has ended."""
     end = time.monotonic() + limit
@@ -253,7 +260,8 @@ def test_a_signal_mid_extract_rolls_back_and_exits_128_plus_n(signum: int, after
                                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "latentpack", "extract", str(many), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_default_signals)
 
     def started() -> bool:  # ``after`` entries in OUT (about half the files written: the rest are in a subfolder)
         return out.is_dir() and sum(1 for _ in zip(range(after), os.scandir(out))) >= after
@@ -290,7 +298,7 @@ def test_a_signal_mid_compress_keeps_the_old_archive_and_removes_the_temporary(s
     old = archive.read_bytes()
     code = _SLOW_COMPRESS.format(tests=str(REPO / "tests"), folder=str(folder), archive=str(archive))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=_default_signals)
     _, err = _signal_when(proc, lambda: any(p.name.startswith(".a.lpk.tmp-") for p in tmp_path.iterdir()), signum)
     assert proc.returncode == 128 + signum, err
     assert "Traceback" not in err and "Aborted!" not in err, err
