@@ -286,8 +286,10 @@ def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Pa
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "LATENTPACK_CHECKPOINT_SECONDS": "0"}
     whole, cut, work = tmp_path / "whole.lpk", tmp_path / "cut.lpk", tmp_path / "work"
     assert subprocess.run(args + ["-o", str(whole), "-q"], env=env).returncode == 0
+    # the default action for SIGINT in the child: a shell's background job starts with it ignored, and
+    # latentpack rightly keeps a signal ignored that it was started ignoring
     run = subprocess.Popen(args + ["-o", str(cut), "--work-dir", str(work)], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+                           stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not list(work.glob("*/state.npz")):
         assert run.poll() is None and time.monotonic() < deadline, "no checkpoint written"
