@@ -238,7 +238,9 @@ def refine_decoder(
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     start = time.perf_counter()
     with (progress or null_progress)("Refining", epochs * len(data)) as bar:
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+        resumable = checkpoint.callback_for(model, data, epochs, len(data), bar)  # compress --resume: refinement too
+        model.fit(data, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[_ProgressCallback(bar)] + ([resumable] if resumable else []))
     seconds = time.perf_counter() - start
     refined = export_decoder(model, design.decoder).as_stored(decoder.weight_dtype)
     load_decoder_weights(model, refined)
