@@ -126,9 +126,9 @@ def fit_new_latents(contents: ArchiveContents, old: ResolvedLatents, staged: Ima
     """Fit every new image's latents to the stored decoder, grouped by image and latent shape; round them."""
     import time
 
+    shapes = latent_shapes_for(spec, staged, archive)  # refused before TensorFlow loads
     from latentpack.codec.keras.fit_latents import FitSettings, LatentFitter  # TensorFlow loads here
 
-    shapes = latent_shapes_for(spec, staged, archive)
     offsets = _offsets(shapes)
     values = np.empty(int(offsets[-1]), dtype=np.float32)
     step = old.step if old.q is not None else None
