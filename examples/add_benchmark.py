@@ -6,7 +6,7 @@ Grows a copy of ARCHIVE (ARCHIVE is left alone) with the images of
 NEW_FOLDER and prints: images added, wall time of the add, the fitting
 time, the mean PSNR of the added images against that of the images the
 archive was compressed with, and the stored latent bits per image of each.
-With ``--refit FOLDER N`` it also adds the first N images of FOLDER (the
+With ``--refit FOLDER N`` it also adds N images spread over FOLDER (the
 folder the archive was compressed from) under the prefix ``refit``, so the
 same images' PSNR under fitted latents can be set against the encoder's.
 Run it under the shared lock: ``flock /work/scratch/bench.lock python ...``.
@@ -32,7 +32,8 @@ def _latent_bits(path: Path) -> int:
 
 def _refit(archive: Path, folder: Path, n: int, steps: int, tmp: Path) -> None:
     """Fit the first `n` images of the compressed folder again and compare with their stored PSNRs."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))[:n]
+    every = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = every[:: max(1, len(every) // n)][:n]  # spread over the folder (every label of a digits folder)
     src = tmp / "refit-src"
     for p in files:
         dest = src / p.relative_to(folder)

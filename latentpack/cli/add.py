@@ -9,6 +9,7 @@ from latentpack.cli.format import db
 from latentpack.cli.options import (
     QUIET,
     archive_argument,
+    detail,
     echo,
     emit_json,
     force_option,
@@ -51,12 +52,19 @@ def add(archive, sources, output, prefix, fit_steps, skip_bad, force, as_json) -
     store them at the archive's latent step; pixel-model archives code the new pixels under the stored
     model. Archives with generated codes (--codes index) cannot grow. inspect and list show the batches
     added."""
+    from latentpack.fs.atomic import stale_temp_files
     from latentpack.ops.add import DEFAULT_FIT_STEPS, add_images
 
+    stale = stale_temp_files(output or archive)
+    if stale:
+        note(f"Note: {len(stale)} temporary file(s) of an interrupted write to {output or archive} remain "
+             f"(safe to delete once no other latentpack is writing it): "
+             + ", ".join(display_name(p.name) for p in stale))
     result = add_images(archive, sources, output=output, force=force, prefix=prefix,
                         fit_steps=fit_steps or DEFAULT_FIT_STEPS, skip_bad=skip_bad, progress=progress_factory)
     for name, reason in result.skipped:
         note(f"Skipped {display_name(name)}: {reason}")
+    detail("Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
     if as_json:
         emit_json(result.as_json())
         return

@@ -305,7 +305,8 @@ def add_images(
     if fit_steps < 1:
         raise OptionError(f"`fit_steps` must be >= 1, got {fit_steps}")
     require_regular(archive, "archive")
-    if output is not None and target.exists() and not force and not target.samefile(archive):
+    same = target.exists() and target.samefile(archive)
+    if output is not None and target.exists() and not force and not same:
         raise FileExistsError(f"{target} exists (use --force to replace it)")
     progress = progress or null_progress
     timings: dict[str, float] = {}
@@ -338,7 +339,7 @@ def add_images(
         _checked_exact(merged, range(w0, w), new)
     before = os.path.getsize(archive)
     t = time.perf_counter()
-    write_archive(target, merged, force=output is None or force or target == archive)
+    write_archive(target, merged, force=output is None or force or same)
     timings["write"] = time.perf_counter() - t
     return AddResult(path=target, names=list(new.names), batch=additions.batches - 1, mean_psnr=psnr,
                      earlier_mean_psnr=contents.quality.mean_psnr, bytes_before=before,
