@@ -121,6 +121,20 @@ def start_latents(contents: ArchiveContents, old: ResolvedLatents, staged: Image
     return z[np.argmin(dist, axis=1)]
 
 
+def _lambda(training: dict) -> float | None:
+    """The archive's rate-distortion lambda (its training record), or None (trained on the pixel error alone)."""
+    rd = training.get("rate_distortion") if training.get("objective") == "rd" else None
+    value = rd.get("lambda") if isinstance(rd, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _scales(latents: Latents, c: int) -> tuple[float, ...]:
+    """Each channel's mean absolute old latent: the Laplace scale the rate term charges fitted latents by."""
+    if not latents.values.size or latents.values.size % c:
+        return (1.0,) * c
+    return tuple(float(v) for v in np.abs(latents.values.reshape(-1, c)).mean(axis=0))
+
+
 def fit_new_latents(contents: ArchiveContents, old: ResolvedLatents, staged: ImageFolder, spec: DecoderSpec,
                     archive: str, steps: int, progress: ProgressFactory) -> FittedLatents:
     """Fit every new image's latents to the stored decoder, grouped by image and latent shape; round them."""
@@ -133,7 +147,8 @@ def fit_new_latents(contents: ArchiveContents, old: ResolvedLatents, staged: Ima
     values = np.empty(int(offsets[-1]), dtype=np.float32)
     step = old.step if old.q is not None else None
     spread = float(np.std(old.latents.values)) if old.latents.values.size else 1.0
-    settings = FitSettings(steps=steps, learning_rate=0.1 * max(spread, step or 0.0, 1e-3), step=step)
+    settings = FitSettings(steps=steps, learning_rate=0.1 * max(spread, step or 0.0, 1e-3), step=step,
+                           lmbda=_lambda(contents.training), scales=_scales(old.latents, int(shapes[0][2])))
     groups: dict[tuple, list[int]] = {}
     for i, im in enumerate(staged.images):
         groups.setdefault((im.height, im.width, *(int(d) for d in shapes[i])), []).append(i)
