@@ -81,7 +81,7 @@ def _group_versions(archive: Path) -> dict[str, str]:
 
 
 _OWN_VERSIONS = ("element-versions.lpk", "pixels-mixed.lpk")  # written with each element's own version
-_OWN_VERSION_FOLDERS = ("v1.4",)  # every fixture from 1.4 on
+_OWN_VERSION_FOLDERS = ("v1.4", "v1.5")  # every fixture from 1.4 on
 
 
 @pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name not in _OWN_VERSIONS

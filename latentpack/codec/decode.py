@@ -22,8 +22,9 @@ from latentpack.fs.images import OUTPUT_MODES
 
 __all__ = ["DECODING_PARTS", "iter_images", "check_decodable_images", "check_image_table", "check_latent_range", "digest_checked"]
 
-#: The parts of an archive that decoding its images reads (`latentpack.formats.read_archive`'s ``parts``).
-DECODING_PARTS = ("decoder", "latents", "images", "lossless", "pixels")
+#: The parts of an archive that decoding its images reads (`latentpack.formats.read_archive`'s ``parts``;
+#: ``additions``: which digest of digests covers which rows, 1.5).
+DECODING_PARTS = ("decoder", "latents", "images", "lossless", "pixels", "additions")
 
 
 def digest_checked(contents: ArchiveContents) -> bool:

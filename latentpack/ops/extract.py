@@ -189,7 +189,7 @@ def _write_images(contents: ArchiveContents, indices: Sequence[int], output: Out
                   progress: ProgressFactory | None, file_format: str = "auto") -> None:
     """Decode the images and write each one (a lossless one checked against its digest first)."""
     table = contents.images
-    all_digests = AllDigests()
+    all_digests = AllDigests.of(contents)
     with output as out, (progress or null_progress)("Extracting", len(indices)) as bar:
         for i, image, digest, _ in iter_images(contents, indices):
             out.write(i, _encoded(table, i, image, digest, file_format))

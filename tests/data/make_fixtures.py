@@ -23,6 +23,13 @@ raw (a palette with a repeated colour), coded under a network with fixed
 integer weights (no training), so it is the same bytes on every machine. Its
 JSON records the sha256 of every decoded working image.
 
+From format 1.5 on (``/additions``: images added by ``latentpack add``) the
+plain command writes v1.5/dense-grey-added.lpk (v1.4/dense-grey.lpk, lossy,
+with two ramps added: latents fitted to its decoder) and
+v1.5/pixels-mixed-added.lpk (v1.3/pixels-mixed.lpk with two images added in
+two batches, coded under its fixed integer network: the same bytes on every
+machine).
+
 From format 1.4 on (``/images`` and ``/quality`` in their compact layouts,
 2-byte digests by default in lossy archives) the plain command writes
 v1.4/dense-grey.lpk (lossy: one shape, mode and format for every image) and
@@ -219,6 +226,48 @@ def write_element_versions() -> None:
     print(f"wrote {archive} ({archive.stat().st_size} bytes)")
 
 
+#: The 1.5 fixtures: (name, the committed archive they grow, the images of each batch added).
+ADDITIONS = (("dense-grey-added", "v1.4/dense-grey.lpk", (("grey", 2),)),
+             ("pixels-mixed-added", "v1.3/pixels-mixed.lpk", (("rgb", 1), ("rgb", 1))))
+
+
+def _batch(root: Path, kind: str, count: int, seed: int) -> Path:
+    """A folder of `count` new images: 12x12 grey ramps, or 8x10 RGB ramps."""
+    rng = np.random.default_rng(seed)
+    folder = root / f"batch{seed}"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:12, 0:12] / 11 if kind == "grey" else np.mgrid[0:8, 0:10] / 9
+    for i in range(count):
+        a, b = rng.uniform(-1, 1, 2)
+        arr = 120 + 60 * (a * xx + b * yy)
+        if kind == "rgb":
+            arr = arr[:, :, None] + rng.uniform(-40, 40, 3)
+        mode = "L" if kind == "grey" else "RGB"
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode).save(folder / f"added{seed}-{i}.png")
+    return folder
+
+
+def write_additions(out: Path) -> None:
+    """The 1.5 fixtures: committed archives grown by ``latentpack add`` (one or two batches)."""
+    import shutil
+
+    from latentpack.ops.add import add_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source, batches in ADDITIONS:
+            archive = out / f"{name}.lpk"
+            shutil.copyfile(HERE / "archives" / source, archive)
+            for k, (kind, count) in enumerate(batches):
+                add_images(archive, [_batch(Path(tmp), kind, count, 10 * len(name) + k)], fit_steps=50)
+            facts = expected_facts(archive)
+            from latentpack.formats import read_archive
+
+            added = read_archive(archive).additions
+            facts["additions"] = {"first": added.first.tolist(), "sha256_all": [bytes(r).hex() for r in added.sha256_all]}
+            (out / f"{name}.json").write_text(json.dumps(facts, indent=1) + "\n")
+            print(f"wrote {archive} ({archive.stat().st_size} bytes)")
+
+
 def main() -> None:
     from latentpack.ops.compress import compress_folder
     from latentpack.formats.schema import FORMAT_VERSION
@@ -235,6 +284,9 @@ def main() -> None:
     if out.exists():
         sys.exit(f"{out} exists: fixtures of a format version are never rewritten")
     out.mkdir(parents=True)
+    if FORMAT_VERSION == "1.5":  # a file is 1.5 only with /additions
+        write_additions(out)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for name, (folder, options) in _folders(Path(tmp)).items():
             archive = out / f"{name}.lpk"

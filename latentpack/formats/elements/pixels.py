@@ -141,7 +141,7 @@ def _data(name: str, dtype: Any, shape: Any = (None,), counted: bool | None = No
 
 @register
 class Pixels(
-    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3", "1.4"), since="1.3",
+    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3", "1.4", "1.5"), since="1.3",
     optional=True, display=0, header_bits="residual_bits", replaces=("decoder", "latents"), excludes=("lossless",),
 ):
     fields = (
