@@ -2,8 +2,8 @@
 
     flock /work/scratch/bench.lock python examples/workers_benchmark.py /tmp/mnist-png --count 10000 --epochs 20
 
-The first --count PNGs of FOLDER (sorted paths, e.g. the MNIST digits that
-``examples/mnist_to_png.py`` writes) are copied to a temporary folder, then
+--count PNGs of FOLDER, evenly spread over its sorted paths (for the MNIST
+digits that ``examples/mnist_to_png.py`` writes: every class), are copied to a temporary folder, then
 compressed with the same options three ways:
 
 - **1 worker, 2 cores**: ``taskset -c 0,1``, TensorFlow's default threads;
@@ -36,9 +36,10 @@ ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
 def _copy_subset(source: Path, count: int, target: Path) -> None:
-    files = sorted(p for p in source.rglob("*.png"))[:count]
-    if len(files) < count:
-        sys.exit(f"{source} has {len(files)} PNG files, fewer than --count {count}")
+    every = sorted(p for p in source.rglob("*.png"))
+    if len(every) < count:
+        sys.exit(f"{source} has {len(every)} PNG files, fewer than --count {count}")
+    files = [every[i * len(every) // count] for i in range(count)]  # spread over the sorted paths (every class)
     for p in files:
         dest = target / p.relative_to(source)
         dest.parent.mkdir(parents=True, exist_ok=True)

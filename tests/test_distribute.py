@@ -95,8 +95,8 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _two_workers(tmp_path: Path, folders: list[Path], archive: Path, *extra: str) -> list[tuple[int, str]]:
-    """Run worker 0 and worker 1 (same command but the folder) on loopback; (exit code, stderr) of each.
+def _two_workers(tmp_path: Path, folders: list[Path], archive: Path, *extra: str) -> list[tuple[int, str, str]]:
+    """Run worker 0 and worker 1 (same command but the folder) on loopback; (exit code, stdout, stderr) of each.
 
     Each is bounded by `WORKER_TIMEOUT`; if either fails to finish, both are killed.
     """
@@ -105,11 +105,10 @@ def _two_workers(tmp_path: Path, folders: list[Path], archive: Path, *extra: str
     try:
         for k, folder in enumerate(folders):
             env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CONFIG": _config(addresses, index=k)}
-            log = open(tmp_path / f"worker{k}.log", "w+")
-            logs.append(log)
+            logs.append((open(tmp_path / f"worker{k}.out", "w+"), open(tmp_path / f"worker{k}.err", "w+")))
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "latentpack", "compress", str(folder), "-o", str(archive), *extra],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                env=env, stdout=logs[-1][0], stderr=logs[-1][1], stdin=subprocess.DEVNULL))
         for proc in procs:
             proc.wait(timeout=WORKER_TIMEOUT)
     finally:
@@ -118,10 +117,13 @@ def _two_workers(tmp_path: Path, folders: list[Path], archive: Path, *extra: str
                 proc.kill()
                 proc.wait()
     out = []
-    for proc, log in zip(procs, logs):
-        log.seek(0)
-        out.append((proc.returncode, log.read()))
-        log.close()
+    for proc, files in zip(procs, logs):
+        texts = []
+        for f in files:
+            f.seek(0)
+            texts.append(f.read())
+            f.close()
+        out.append((proc.returncode, *texts))
     return out
 
 
@@ -130,25 +132,26 @@ def test_two_workers_train_one_archive_that_the_chief_writes(tmp_path: Path) -> 
     out = tmp_path / "out"
     out.mkdir()
     archive = out / "a.lpk"
-    (rc0, log0), (rc1, log1) = _two_workers(tmp_path, [folder, folder], archive, "-y", "4", "--epochs", "2",
-                                            "--batch-size", "8", "--refine-steps", "0")
+    (rc0, out0, log0), (rc1, out1, log1) = _two_workers(
+        tmp_path, [folder, folder], archive, "-y", "4", "--epochs", "2", "--batch-size", "8", "--refine-steps", "0",
+        "--json")
     assert rc0 == 0, log0
     assert rc1 == 0, log1
     assert "Worker 1 of 2 (TF_CONFIG): trained its shard of the folder, wrote nothing" in log1
+    assert json.loads(out1) == {"written": False, "archive": str(archive), "worker": 1, "workers": 2, "trained": True}
     assert "worker 0 of 2 (TF_CONFIG)" in log0
     assert sorted(p.name for p in out.iterdir()) == ["a.lpk"]  # worker 1 wrote nothing, no temporary file is left
+    training = json.loads(out0)["training"]
+    assert training["replicas"] == 2 and training["strategy"] == "MultiWorkerMirroredStrategy", training
     result = CliRunner().invoke(cli, ["verify", str(archive), str(folder), "--json"])
     assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(cli, ["inspect", str(archive), "--json"])
-    training = json.loads(result.output)["training"]
-    assert training["replicas"] == 2 and training["strategy"] == "MultiWorkerMirroredStrategy", training
 
 
 def test_workers_with_different_folders_stop_with_a_clear_error(tmp_path: Path) -> None:
     archive = tmp_path / "a.lpk"
     folders = [_digits(tmp_path / "one", 12, seed=0), _digits(tmp_path / "two", 12, seed=1)]
     results = _two_workers(tmp_path, folders, archive, "-y", "4", "--epochs", "1")
-    for rc, log in results:
+    for rc, _, log in results:
         assert rc == 1, log
         assert "Error: worker 1's folder differs from the chief's" in log, log
         assert "Traceback" not in log

@@ -121,7 +121,7 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, 
     with _checkpoints(resume, work_dir):
         result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
     if result.contents is None:  # TF_CONFIG: a worker other than the chief trained its shard, wrote nothing
-        return _other_worker_done(result, archive)
+        return _other_worker_done(result, archive, as_json)
     if as_json:  # the summary inspect --json prints, plus the guard rails' warnings (latentpack.ops.guard_rails)
         from latentpack.ops.guard_rails import warnings_json
         from latentpack.ops.inspect import archive_summary
@@ -138,9 +138,14 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, 
              "latent step (more epochs, a larger -y or --filters could reach it)")
 
 
-def _other_worker_done(result, archive: pathlib.Path) -> None:
-    """The one line a TF_CONFIG worker other than the chief prints: what it did, and that it wrote nothing."""
-    did = ("trained its shard of the folder" if "train" in result.timings
+def _other_worker_done(result, archive: pathlib.Path, as_json: bool) -> None:
+    """The one line a TF_CONFIG worker other than the chief prints: what it did, and that it wrote nothing
+    (with --json, also ``{"written": false, "worker": k, "workers": n, ...}`` on stdout)."""
+    trained = "train" in result.timings
+    if as_json:
+        emit_json({"written": False, "archive": str(archive), "worker": result.worker.rank,
+                   "workers": result.worker.workers, "trained": trained})
+    did = ("trained its shard of the folder" if trained
            else "nothing to train here (the lossless pixel model trains on the chief alone)")
     note(f"{result.worker.describe().capitalize()} (TF_CONFIG): {did}, wrote nothing; "
          f"the chief (worker 0) writes {display_name(str(archive))}")

@@ -312,7 +312,9 @@ def compress_folder(
         latent_dims, epochs, ...: the options, each documented in `CompressOptions`.
 
     Returns:
-        The written path, the archive's contents and the timings.
+        The written path, the archive's contents and the timings. Under
+        ``TF_CONFIG``, on a worker other than the chief: nothing is written
+        and ``contents`` is None (``worker`` says which worker it was).
 
     Raises:
         FileExistsError: ``archive`` exists and ``force`` is False.
