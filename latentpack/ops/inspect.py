@@ -152,7 +152,8 @@ def added_batches(ar: Any) -> list[dict[str, Any]]:
 def _training(training: dict[str, Any]) -> dict[str, Any]:
     """The training record's keys inspect shows (and rate-distortion training's final lambda)."""
     out = {k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs", "steps",
-                                        "seed", "codes", "latent_step", "pixel_model", "device", "objective")
+                                        "seed", "codes", "latent_step", "pixel_model", "device", "replicas",
+                                        "strategy", "objective")
            if k in training}
     rd = training.get("rate_distortion")
     if isinstance(rd, dict) and isinstance(rd.get("lambda"), (int, float)):
