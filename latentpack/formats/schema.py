@@ -41,9 +41,9 @@ __all__ = [
 ENCODING_TYPE = "latentpack-archive"
 #: Newest format version this code writes (it writes the oldest version that
 #: holds an archive's features: see `ArchiveContents.format_version`).
-FORMAT_VERSION = "1.4"
+FORMAT_VERSION = "1.5"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3), (1, 4))
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5))
 #: Bits one stored decoder weight takes, by storage dtype: float32, or (1.2) IEEE half precision.
 WEIGHT_BITS = {"float32": 32, "float16": 16}
 #: How decoder weights may be stored.
@@ -211,6 +211,8 @@ class PixelModelCoding:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     working_mode: str
@@ -230,6 +232,7 @@ class PixelModelCoding:
     exception_index: np.ndarray
     exception_offsets: np.ndarray
     exception_bytes: np.ndarray
+    refinement: str | None = None
 
     @property
     def model_scalars(self) -> int:
@@ -267,6 +270,8 @@ class LosslessResiduals:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     act_bits: int

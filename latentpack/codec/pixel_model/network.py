@@ -132,12 +132,14 @@ class IntegerMLP:
     Args:
         spec: The model's shape.
         layers: Its layers, first to last.
+        refinement: The adaptive refinement the coder puts on top (`refine.REFINEMENT`, format 1.5),
+            or None (1.3: the mixture alone).
 
     Raises:
         ValueError: when the layers do not chain from ``spec.inputs`` to ``spec.outputs``.
     """
 
-    def __init__(self, spec: PixelModelSpec, layers: Sequence[DenseInt]):
+    def __init__(self, spec: PixelModelSpec, layers: Sequence[DenseInt], refinement: str | None = None):
         width = spec.inputs
         for i, layer in enumerate(layers):
             if layer.kernel.ndim != 2 or layer.kernel.shape[0] != width or layer.bias.shape != (layer.kernel.shape[1],):
@@ -146,8 +148,12 @@ class IntegerMLP:
             width = layer.kernel.shape[1]
         if width != spec.outputs:
             raise ValueError(f"the last layer has {width} outputs, expected {spec.outputs}")
+        if refinement is not None and (spec.rows < 1 or spec.cols < 1):
+            raise ValueError(f"a refinement needs `rows` and `cols` >= 1 (its context is W, N, NW, NE), "
+                             f"got {spec.rows}, {spec.cols}")
         self.spec = spec
         self.layers = list(layers)
+        self.refinement = refinement
         # float64 when every layer's sums are provably exact integers, else int64 throughout
         self._floats = None
         if all(self._exact_float_plan()):
