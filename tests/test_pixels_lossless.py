@@ -61,7 +61,7 @@ def test_auto_picks_the_pixel_model_and_stores_no_decoder(mixed):
     with h5py.File(archive, "r") as f:
         assert f.attrs["encoding-version"].decode() == "1.5" and "decoder" not in f
         assert f["pixels"].attrs["encoding-version"].decode() == "1.5" and "latents" not in f
-        assert f["pixels"].attrs["refinement"] == "node-context-counts"
+        assert f["pixels"].attrs["refinement"].decode() == "node-context-counts"
 
 
 def test_every_image_comes_back_bit_exact(mixed, tmp_path):

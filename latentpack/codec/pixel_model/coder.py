@@ -24,6 +24,7 @@ from latentpack.codec.pixel_model.network import (
     VALUE_UNIT,
     IntegerMLP,
     PixelModelSpec,
+    clamp,
     mixture_cdf,
     mixture_params,
 )
@@ -184,7 +185,7 @@ def _code_refined(coder, params, row: np.ndarray, values: np.ndarray | None, cou
             g_mid = mixture_cdf(params[row[active]], mid[:, None])[:, 0] + mid * FLOOR
         depth += 1
         top = g_hi[active]
-        p = np.clip(((top - g_mid) << PROB_BITS) // (top - g_lo[active]), 1, (1 << PROB_BITS) - 1)
+        p = clamp(((top - g_mid) << PROB_BITS) // (top - g_lo[active]), 1, (1 << PROB_BITS) - 1)
         q, k0, w = counts.refine(p, (channel * NODES + mid) * CONTEXTS + context[active])
         probs = np.stack([(1 << PROB_BITS) - q, q], axis=1).astype(np.float64)
         up = _code(coder, probs, None if values is None else (values[active] >= mid).astype(np.int64))

@@ -14,9 +14,8 @@ encoder and decoder keep alike, nothing stored::
       after each wavefront: counts += what its decisions were
 
 The counts start at each bucket's centre (a prior of `PRIOR` decisions), so
-an untrained key codes as the model does. Every quantity is an integer;
-the per-wavefront sums are float64 sums of integers below 2**53 (exact in
-any order), so every machine refines alike.
+an untrained key codes as the model does. Every quantity is an integer
+(the per-wavefront sums too), so every machine refines alike.
 """
 from __future__ import annotations
 
@@ -26,6 +25,7 @@ from decimal import Decimal
 import numpy as np
 
 from latentpack.codec.pixel_model import luts
+from latentpack.codec.pixel_model.network import clamp
 from latentpack.formats.elements.pixels import REFINEMENTS
 
 __all__ = ["REFINEMENT", "REFINEMENTS", "NODES", "CONTEXTS", "BUCKETS", "PROB_BITS", "AdaptiveCounts",
@@ -112,13 +112,13 @@ class AdaptiveCounts:
             (q, the lower bucket's key, the interpolation weight of the upper one, 12 bits).
         """
         c = bucket_centres()
-        j = np.clip(np.searchsorted(c, p, side="right") - 1, 0, BUCKETS - 2)
-        w = np.clip(((p - c[j]) << WEIGHT_BITS) // (c[j + 1] - c[j]), 0, 1 << WEIGHT_BITS)
+        j = clamp(np.searchsorted(c, p, side="right") - 1, 0, BUCKETS - 2)
+        w = clamp(((p - c[j]) << WEIGHT_BITS) // (c[j + 1] - c[j]), 0, 1 << WEIGHT_BITS)
         k0 = base * BUCKETS + j
         e0 = (self.n1[k0] << PROB_BITS) // (self.n0[k0] + self.n1[k0])
         e1 = (self.n1[k0 + 1] << PROB_BITS) // (self.n0[k0 + 1] + self.n1[k0 + 1])
         q = (((1 << WEIGHT_BITS) - w) * e0 + w * e1) >> WEIGHT_BITS
-        return np.clip(q, 1, (1 << PROB_BITS) - 1), k0, w
+        return clamp(q, 1, (1 << PROB_BITS) - 1), k0, w
 
     def record(self, k0: np.ndarray, w: np.ndarray, up: np.ndarray) -> None:
         """Keep decisions (``up``: 1 or 0) for `commit`."""
@@ -130,14 +130,12 @@ class AdaptiveCounts:
             return
         k0, w, up = (np.concatenate(a) for a in zip(*self._pending))
         self._pending = []
-        keys = np.concatenate([k0, k0 + 1])
-        weights = np.concatenate([(1 << WEIGHT_BITS) - w, w]).astype(np.float64)
-        ups = np.concatenate([up, up]).astype(np.float64)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        total = np.bincount(inverse, weights=weights).astype(np.int64)   # sums of integers < 2**53: exact
-        add_up = np.bincount(inverse, weights=weights * ups).astype(np.int64)
-        self.n1[uniq] += add_up
-        self.n0[uniq] += total - add_up
-        big = uniq[self.n0[uniq] + self.n1[uniq] > LIMIT]
+        low = (1 << WEIGHT_BITS) - w
+        up = up.astype(bool)
+        for keys, weight in ((k0, low), (k0 + 1, w)):   # integer sums: exact in any order
+            np.add.at(self.n1, keys[up], weight[up])
+            np.add.at(self.n0, keys[~up], weight[~up])
+        touched = np.concatenate([k0, k0 + 1])
+        big = touched[self.n0[touched] + self.n1[touched] > LIMIT]   # a key twice is still halved once
         self.n0[big] = (self.n0[big] + 1) >> 1
         self.n1[big] = (self.n1[big] + 1) >> 1

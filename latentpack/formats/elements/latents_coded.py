@@ -28,7 +28,7 @@ def _fail(path: str, reason: str) -> CorruptArchiveError:
 
 
 @register
-class CodedLatents(LatentsBase, variant="range-categorical", reads=("1.1", "1.2", "1.3", "1.4")):
+class CodedLatents(LatentsBase, variant="range-categorical", reads=("1.1", "1.2", "1.3", "1.4", "1.5")):
     fields = (
         Field("coding", STR, attr=True, since="1.1", const="range-categorical"),
         Field("step", np.float64, attr=True, since="1.1", member=_Q + "step", counted=True),

@@ -31,7 +31,7 @@ def check_latent_values(values: np.ndarray, n_values: int) -> None:
 
 
 @register
-class FloatLatents(LatentsBase, variant="float32", reads=("1.0", "1.1", "1.2", "1.3", "1.4"), header_bits=None):
+class FloatLatents(LatentsBase, variant="float32", reads=("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"), header_bits=None):
     fields = (Field("values", np.float32, (None,), storage=h5write.CHECKED, reshape=(-1,)), *LATENT_INDEX)
 
     def n_values(self, obj: Latents) -> int:

@@ -54,7 +54,7 @@ def check_index_shapes(archive: Any, base: str) -> None:
 
 @register
 class Lossless(
-    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2", "1.3", "1.4"), since="1.1",
+    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2", "1.3", "1.4", "1.5"), since="1.1",
     optional=True, display=2, header_bits="residual_bits",
 ):
     fields = (
