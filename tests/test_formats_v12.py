@@ -270,7 +270,7 @@ def test_a_group_newer_than_the_file_is_corrupt(tmp_path: Path) -> None:
     assert info.value.hdf5_path == "/images"
 
 
-@pytest.mark.parametrize("group, version", [("lossless", "1.0"), ("latents", "1.5"), ("quality", "0.9")])
+@pytest.mark.parametrize("group, version", [("lossless", "1.0"), ("latents", "1.6"), ("quality", "0.9")])
 def test_an_unknown_element_version_is_unsupported_naming_the_group(tmp_path: Path, group: str, version: str) -> None:
     from latentpack.formats import UnsupportedVersionError
 
