@@ -139,6 +139,17 @@ def test_add_twice_to_a_pixel_model_archive_records_two_batches(tmp_path: Path) 
     assert invoke("verify", archive).exit_code == 0
 
 
+def test_add_to_a_refined_pixel_model_archive_codes_the_new_blocks_refined(tmp_path: Path) -> None:
+    archive = _copy(tmp_path, "v1.5/pixels-refined.lpk")
+    before = _decoded(archive)
+    refinement = read_archive(archive).pixels.refinement
+    assert refinement
+    assert invoke("add", archive, _ramps(tmp_path / "a", 2, (8, 10), "RGB")).exit_code == 0
+    _same_old_images(before, _decoded(archive))
+    assert read_archive(archive).pixels.refinement == refinement
+    assert invoke("verify", archive).exit_code == 0  # the new blocks decode exactly, refined
+
+
 def test_add_to_a_float32_latent_archive(tmp_path: Path) -> None:
     archive = _copy(tmp_path, "v1.0/dense-grey.lpk")
     before = _decoded(archive)

@@ -213,6 +213,8 @@ class PixelModelCoding:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     working_mode: str
@@ -232,6 +234,7 @@ class PixelModelCoding:
     exception_index: np.ndarray
     exception_offsets: np.ndarray
     exception_bytes: np.ndarray
+    refinement: str | None = None
 
     @property
     def model_scalars(self) -> int:
@@ -269,6 +272,8 @@ class LosslessResiduals:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     act_bits: int

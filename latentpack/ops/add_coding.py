@@ -104,6 +104,7 @@ def append_pixels(coding: PixelModelCoding, working: Callable[[int], np.ndarray]
         stream_offsets=concat(coding.stream_offsets, len(coding.stream) + coded.stream_offsets[1:]),
         stream=concat(coding.stream, coded.stream),
         exception_index=exc[0], exception_offsets=exc[1], exception_bytes=exc[2],
+        refinement=coding.refinement,  # the new blocks were coded with it (`mlp_of`)
     )
 
 

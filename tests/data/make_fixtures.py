@@ -30,6 +30,12 @@ v1.5/pixels-mixed-added.lpk (v1.3/pixels-mixed.lpk with two images added in
 two batches, coded under its fixed integer network: the same bytes on every
 machine).
 
+    LATENTPACK_REGENERATE_FIXTURES=1 python tests/data/make_fixtures.py --refined
+
+adds v1.5/pixels-refined.lpk (once): the same folder and network as
+v1.3/pixels-mixed.lpk, coded with the adaptive refinement of format 1.5
+(``/pixels`` attribute ``refinement``).
+
 From format 1.4 on (``/images`` and ``/quality`` in their compact layouts,
 2-byte digests by default in lossy archives) the plain command writes
 v1.4/dense-grey.lpk (lossy: one shape, mode and format for every image) and
@@ -143,7 +149,7 @@ def _pixel_folder(root: Path) -> Path:
     return folder
 
 
-def _fixed_mlp():
+def _fixed_mlp(refinement: str | None = None):
     """The network of the pixel fixture: fixed pseudo-random integers (as tests/test_pixel_model.py's)."""
     from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec
 
@@ -152,10 +158,10 @@ def _fixed_mlp():
     dims = [spec.inputs, *spec.hidden, spec.outputs]
     return IntegerMLP(spec, [DenseInt(rng.integers(-2000, 2000, (a, b)).astype(np.int16),
                                       rng.integers(-4000, 4000, b).astype(np.int32), 14, i < len(dims) - 2)
-                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
+                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))], refinement=refinement)
 
 
-def pixel_contents(folder_path: Path, digest_bytes: int = 32):
+def pixel_contents(folder_path: Path, digest_bytes: int = 32, refinement: str | None = None):
     """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training.
 
     (The v1.3 fixture was written with 32-byte digests, when the table came from
@@ -168,7 +174,7 @@ def pixel_contents(folder_path: Path, digest_bytes: int = 32):
     from latentpack.fs.folder import read_folder
 
     folder = read_folder(folder_path)
-    table, mlp = image_table(folder, digest_bytes), _fixed_mlp()
+    table, mlp = image_table(folder, digest_bytes), _fixed_mlp(refinement)
     shapes = [folder.working(i).shape for i in range(len(folder))]
     coded = encode_images(folder.working, shapes, mlp)
     index, raw = np.full(len(folder), -1, np.int32), []
@@ -194,17 +200,22 @@ def pixel_contents(folder_path: Path, digest_bytes: int = 32):
 PIXELS = HERE / "archives" / "v1.3" / "pixels-mixed.lpk"
 
 
-def write_pixels() -> None:
-    """Add the v1.3 pixel-model fixture."""
+#: The refined pixel-model fixture (format 1.5) written by `write_pixels`.
+PIXELS_REFINED = HERE / "archives" / "v1.5" / "pixels-refined.lpk"
+
+
+def write_pixels(refinement: str | None = None) -> None:
+    """Add the v1.3 pixel-model fixture, or (``refinement``) the v1.5 one."""
     from latentpack.formats import write_archive
 
-    if PIXELS.exists():
-        sys.exit(f"{PIXELS} exists: fixtures are never rewritten")
-    PIXELS.parent.mkdir(parents=True, exist_ok=True)
+    path = PIXELS if refinement is None else PIXELS_REFINED
+    if path.exists():
+        sys.exit(f"{path} exists: fixtures are never rewritten")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        write_archive(PIXELS, pixel_contents(_pixel_folder(Path(tmp))))
-    PIXELS.with_suffix(".json").write_text(json.dumps(expected_facts(PIXELS), indent=1) + "\n")
-    print(f"wrote {PIXELS} ({PIXELS.stat().st_size} bytes)")
+        write_archive(path, pixel_contents(_pixel_folder(Path(tmp)), refinement=refinement))
+    path.with_suffix(".json").write_text(json.dumps(expected_facts(path), indent=1) + "\n")
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 #: The fixture written by `write_element_versions` and the folder and options it is made from.
@@ -279,6 +290,9 @@ def main() -> None:
         return
     if sys.argv[1:] == ["--pixels"] or FORMAT_VERSION == "1.3":  # a file is 1.3 only with a pixel model
         write_pixels()
+        return
+    if sys.argv[1:] == ["--refined"]:  # 1.5: the refinement of /pixels
+        write_pixels("node-context-counts")
         return
     out = HERE / "archives" / f"v{FORMAT_VERSION}"
     if out.exists():
