@@ -32,6 +32,7 @@ __all__ = [
     "to_uint8",
     "iter_reconstructions",
     "decode_costs",
+    "decode_cost",
     "check_decodable",
     "MAX_BATCH_PIXELS",
     "MAX_BATCH_SCALARS",
@@ -133,15 +134,18 @@ def decode_costs(spec: DecoderSpec, latent_shapes: np.ndarray) -> np.ndarray:
     Raises:
         SpecError: a latent shape does not fit the decoder.
     """
-    cache: dict[tuple[int, ...], int] = {}
-    out = np.zeros(len(latent_shapes), dtype=np.int64)
-    for i, row in enumerate(latent_shapes):
-        key = tuple(int(d) for d in row)
-        if key not in cache:
-            shapes = [decoder_input(spec, key)] + layer_shapes(spec, decoder_input(spec, key))
-            cache[key] = max(int(np.prod(np.array(s, dtype=np.int64))) for s in shapes)
-        out[i] = cache[key]
-    return out
+    latent_shapes = np.asarray(latent_shapes).reshape(-1, 3)
+    if not len(latent_shapes):
+        return np.zeros(0, dtype=np.int64)
+    distinct, which = np.unique(latent_shapes, axis=0, return_inverse=True)
+    costs = np.array([decode_cost(spec, tuple(int(d) for d in row)) for row in distinct], dtype=np.int64)
+    return costs[np.asarray(which).reshape(-1)]
+
+
+def decode_cost(spec: DecoderSpec, latent_shape: tuple[int, ...]) -> int:
+    """Scalars in the largest tensor the decoder makes for one latent shape (`decode_costs`)."""
+    shapes = [decoder_input(spec, latent_shape)] + layer_shapes(spec, decoder_input(spec, latent_shape))
+    return max(int(np.prod(np.array(s, dtype=np.int64))) for s in shapes)
 
 
 def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequence[str], indices: Sequence[int]) -> np.ndarray:
@@ -154,7 +158,9 @@ def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequenc
         ArchiveError: naming the image and ``/latents/shapes``.
     """
     costs = decode_costs(spec, latent_shapes)
-    for i in indices:
+    rows = np.asarray(indices, dtype=np.int64)
+    over = rows[costs[rows] > MAX_DECODE_SCALARS] if len(rows) else rows
+    for i in over[:1].tolist():
         if costs[i] > MAX_DECODE_SCALARS:
             raise ArchiveError(
                 f"row {i} ({names[i]!r}): decoding needs a tensor of {int(costs[i]):,} float32 values, "
@@ -164,15 +170,16 @@ def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequenc
     return costs
 
 
-def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], costs: np.ndarray) -> Iterator[list[int]]:
+def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], spec: DecoderSpec) -> Iterator[list[int]]:
     batch: list[int] = []
     pixels = 0
     scalars = 0
     shape = None
+    costs: dict[tuple[int, ...], int] = {}  # by latent shape: only the requested images' shapes are costed
     for i in indices:
         s = tuple(int(v) for v in latents.shapes[i])
         h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
-        cost = int(costs[i])
+        cost = costs[s] if s in costs else costs.setdefault(s, decode_cost(spec, s))
         if batch and (s != shape or pixels + h * w > MAX_BATCH_PIXELS or scalars + cost > MAX_BATCH_SCALARS):
             yield batch
             batch, pixels, scalars = [], 0, 0
@@ -216,8 +223,7 @@ def iter_reconstructions(
     if latents.coding != "float32":
         latents = float_latents(latents)
     mode = decoder.spec.output_mode
-    costs = decode_costs(decoder.spec, latents.shapes)
-    for batch in _batches(latents, images, indices, costs):
+    for batch in _batches(latents, images, indices, decoder.spec):
         z = np.stack([latents.get(i) for i in batch])
         _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
         with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
