@@ -1,7 +1,7 @@
 """What one random access ``latentpack.open(a)[i]`` costs: time and bytes read, against reading it all.
 
     python examples/random_access.py ARCHIVE [ARCHIVE ...] [--samples 30]
-    python examples/random_access.py SRC.lpk --tile 3 --tiled BIG.lpk [--float32]   # build a larger one first
+    python examples/random_access.py SRC.lpk --tile 200000 --tiled BIG.lpk [--float32]   # build a larger one
 
 For each archive it prints, in this process (numpy and h5py warm after the
 first archive):
@@ -20,9 +20,9 @@ whether or not the page cache held them; HDF5's own chunk cache, 1 MiB per
 dataset, serves repeated reads of a chunk without a read). Everything is
 imported and run once first, on the first archive.
 
-``--tile K`` writes ``--tiled``: SRC's images K times (names ``copyN/...``),
-the same decoder, latents re-coded (``--float32``: stored as float32 values,
-1.0's encoding), so an access can be measured at K times SRC's size.
+``--tile N`` writes ``--tiled``: N images, SRC's repeated (names
+``copyK/...``), the same decoder, latents re-coded (``--float32``: stored as
+float32 values, 1.0's encoding), so an access can be measured at N images.
 """
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def measure(path: Path, samples: int, seed: int) -> dict:
             "random_max_bytes": max(sizes), "whole_s": t_whole, "whole_bytes": b_whole}
 
 
-def tile(src: Path, dst: Path, copies: int, as_float: bool) -> None:
-    """Write `dst`: `src`'s images `copies` times, same decoder, latents re-coded (or float32)."""
+def tile(src: Path, dst: Path, count: int, as_float: bool) -> None:
+    """Write `dst`: `count` images, `src`'s repeated, same decoder, latents re-coded (or float32)."""
     from latentpack.codec.entropy.latent_coding import dequantize, encode_latents
     from latentpack.codec.runtime.reconstruct import integer_latents
     from latentpack.formats import ArchiveContents, ImageTable, Latents, Quality, compute_header, read_archive
@@ -103,26 +103,31 @@ def tile(src: Path, dst: Path, copies: int, as_float: bool) -> None:
     c = read_archive(src)
     lat, table, h = c.latents, c.images, c.header
     q, step = integer_latents(lat)
-    shapes = np.tile(lat.shapes, (copies, 1))
-    offsets = np.concatenate([[0], np.cumsum(np.tile(np.diff(lat.offsets), copies))]).astype(np.int64)
-    q = np.tile(q, copies)
+    copies = -(-count // len(table))
+    shapes = np.tile(lat.shapes, (copies, 1))[:count]
+    offsets = np.concatenate([[0], np.cumsum(np.tile(np.diff(lat.offsets), copies)[:count])]).astype(np.int64)
+    q = np.tile(q, copies)[: offsets[-1]]
     if as_float:
         latents, stored = Latents(values=dequantize(q, step), offsets=offsets, shapes=shapes), None
     else:
         coded = encode_latents(q, offsets, shapes, step)
         latents = Latents(values=np.zeros(0, np.float32), offsets=offsets, shapes=shapes, quantized=coded)
         stored = coded.stored_bits
-    names = [f"copy{k}/{n}" for k in range(copies) for n in table.names]
-    images = ImageTable(names=names, shapes=np.tile(table.shapes, (copies, 1)), modes=list(table.modes) * copies,
-                        formats=list(table.formats) * copies, sha256=np.tile(table.sha256, (copies, 1)),
-                        palette_index=np.tile(table.palette_index, copies), palettes=table.palettes,
-                        file_bytes=np.tile(table.file_bytes, copies), sha256_all=table.sha256_all)
-    header = compute_header(w=len(names), latent_counts=np.diff(offsets), x_bits=h.x_bits * copies,
-                            decoder_scalars=c.decoder.num_scalars, folder_bytes=h.folder_bytes * copies,
+    names = [f"copy{k}/{n}" for k in range(copies) for n in table.names][:count]
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, (copies,) + (1,) * (a.ndim - 1))[:count]
+
+    images = ImageTable(names=names, shapes=rows(table.shapes), modes=(list(table.modes) * copies)[:count],
+                        formats=(list(table.formats) * copies)[:count], sha256=rows(table.sha256),
+                        palette_index=rows(table.palette_index), palettes=table.palettes,
+                        file_bytes=rows(table.file_bytes), sha256_all=table.sha256_all)
+    header = compute_header(w=count, latent_counts=np.diff(offsets), x_bits=h.x_bits * count // len(table),
+                            decoder_scalars=c.decoder.num_scalars, folder_bytes=h.folder_bytes * count // len(table),
                             stored_latent_bits=stored,
                             stored_decoder_bits=c.decoder.stored_bits if c.decoder.weight_dtype != "float32" else None)
     write_archive(dst, ArchiveContents(header=header, decoder=c.decoder, latents=latents, images=images,
-                                       quality=Quality(psnr=np.tile(c.quality.psnr, copies)), training=c.training),
+                                       quality=Quality(psnr=rows(c.quality.psnr)), training=c.training),
                   force=True)
 
 
@@ -131,7 +136,7 @@ def main() -> None:
     parser.add_argument("archives", nargs="+", type=Path)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tile", type=int, default=0, help="write --tiled from the first archive, K copies")
+    parser.add_argument("--tile", type=int, default=0, help="write --tiled: N images, the first archive's repeated")
     parser.add_argument("--tiled", type=Path)
     parser.add_argument("--float32", action="store_true", help="--tile: store float32 latent values")
     args = parser.parse_args()

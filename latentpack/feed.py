@@ -11,7 +11,9 @@ and the same mode; ``x[k]`` is ``a[i]`` (the pixels ``extract`` writes) with a
 channel axis (greyscale and palette images get ``c = 1``; bilevel ones are 0
 or 255). Each batch is decoded in one call of the decoder, images in archive
 order (what the latents' chunks and lossless blocks favour), then put in the
-shuffled order. Plain reading never imports TensorFlow; `tf_dataset` does.
+shuffled order; when the images' mode is the decoder's (lossy archives of L,
+LA, RGB or RGBA images) the batch is the decoder's rounded output itself,
+with no per-image conversion. Plain reading never imports TensorFlow; `tf_dataset` does.
 """
 from __future__ import annotations
 
@@ -81,9 +83,33 @@ class TrainingBatches:
         """The images at ``indices`` (any order) as one uint8 array ``(len(indices), h, w, c)``."""
         out = np.empty((len(indices), *self.image_shape), dtype=np.uint8)
         slot = {int(i): k for k, i in enumerate(indices)}
-        for i, pixels in zip(sorted(slot), self.archive._arrays(sorted(slot))):
+        wanted = sorted(slot)
+        if self._direct:  # the decoder's own pixels are the images': no conversion, one array
+            out[[slot[i] for i in wanted]] = self._reconstruct(wanted)
+            return out
+        for i, pixels in zip(wanted, self.archive._arrays(wanted)):
             out[slot[i]] = _as_channels(pixels, self.image_shape)
         return out
+
+    @property
+    def _direct(self) -> bool:
+        """Lossy, and every image in the decoder's output mode: batches come straight from the decoder."""
+        contents = self.archive._open_contents()
+        return contents.lossless is None and contents.pixels is None and contents.decoder is not None \
+            and self.mode == self.archive._images.decoder().spec.output_mode
+
+    def _reconstruct(self, wanted: list[int]) -> np.ndarray:
+        from latentpack.codec.runtime.reconstruct import decode_batch, to_uint8
+        from latentpack.formats import ArchiveError
+
+        images = self.archive._images
+        h, w, _ = self.image_shape
+        try:
+            return to_uint8(decode_batch(images.decoder(), images.float_latents(), images.contents.images,
+                                         wanted)[:, :h, :w, :])
+        except ArchiveError as err:
+            err.file = err.file or self.archive.path
+            raise
 
 
 def _common_shape(table: Any, indices: np.ndarray) -> tuple[tuple[int, int, int], str]:

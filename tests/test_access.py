@@ -160,6 +160,12 @@ def test_extract_shard_cli(tmp_path: Path) -> None:
 # -- training from the archive ------------------------------------------------------------------
 
 
+def _close(batched: np.ndarray, alone: np.ndarray) -> None:
+    """A batched decode is ``a[i]`` up to one level where the sums' rounding differs (README, Python API)."""
+    assert batched.shape == alone.shape and batched.dtype == alone.dtype == np.uint8
+    assert np.abs(batched.astype(int) - alone).max() <= 1
+
+
 def test_training_batches_are_uint8_arrays_one_epoch_per_pass() -> None:
     with latentpack.open(FIXTURES / "v1.4/dense-grey.lpk") as a:
         every = np.stack([a[i] for i in range(len(a))])[..., None]
@@ -169,12 +175,13 @@ def test_training_batches_are_uint8_arrays_one_epoch_per_pass() -> None:
         for epoch, got in enumerate(epochs):
             assert [x.shape for x in got] == [(3, 12, 12, 1), (3, 12, 12, 1), (2, 12, 12, 1)]
             assert all(x.dtype == np.uint8 for x in got)
-            assert np.array_equal(np.concatenate(got), every[batches.order(epoch)])  # each image once
+            _close(np.concatenate(got), every[batches.order(epoch)])  # each image once, in the epoch's order
         assert not np.array_equal(batches.order(0), batches.order(1))  # reshuffled
         again = a.training_batches(3, shuffle=True, seed=0)
         assert np.array_equal(np.concatenate(list(again)), np.concatenate(epochs[0]))  # repeatable
         plain = list(a.training_batches(8, drop_remainder=True))
-        assert len(plain) == 1 and np.array_equal(plain[0], every)
+        assert len(plain) == 1
+        _close(plain[0], every)
         assert list(a.training_batches(3, drop_remainder=True).order(0)) == list(range(8))
         with pytest.raises(OptionError):
             a.training_batches(0)
@@ -190,7 +197,7 @@ def test_training_batches_refuse_mixed_shapes_and_modes(tmp_path: Path) -> None:
         with pytest.raises(OptionError, match="one mode"):
             a.training_batches(2)
         x = next(iter(a.training_batches(2, names=[a.names[0], a.names[2]])))
-        assert np.array_equal(x[1, ..., 0], a[2])
+        _close(x[1:2, ..., 0], a[2][None])
 
 
 def test_tf_dataset_serves_the_same_epochs() -> None:

@@ -138,6 +138,11 @@ class ImageDecoder:
                 return
             yield item
 
+    def decoder(self) -> NumpyDecoder:
+        """The numpy decoder (lossy archives), built once."""
+        self._decoder = self._decoder or load_decoder(self.contents.decoder)
+        return self._decoder
+
     def float_latents(self) -> Latents:
         """The latents with float32 values: read, generated per slice, or (coded) decoded once."""
         if self._latents is None:
@@ -154,8 +159,7 @@ class ImageDecoder:
                 yield i, image, digest, ok
             return
         if contents.lossless is None:
-            self._decoder = self._decoder or load_decoder(contents.decoder)
-            for i, _, image in iter_reconstructions(self._decoder, self.float_latents(), table, indices):
+            for i, _, image in iter_reconstructions(self.decoder(), self.float_latents(), table, indices):
                 yield i, image, None, True
             return
         q, fp = self._exact_decoder()

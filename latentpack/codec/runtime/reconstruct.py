@@ -31,6 +31,7 @@ __all__ = [
     "load_decoder",
     "to_uint8",
     "iter_reconstructions",
+    "decode_batch",
     "decode_costs",
     "decode_cost",
     "check_decodable",
@@ -200,6 +201,20 @@ def _check_finite(values: np.ndarray, batch: list[int], images: ImageTable, hdf5
                            hdf5_path=hdf5_path)
 
 
+def decode_batch(decoder: NumpyDecoder, latents: Latents, images: ImageTable, batch: list[int]) -> np.ndarray:
+    """``x_hat`` in [0, 1] of images sharing one latent shape, one decoder call (uncropped).
+
+    Raises:
+        CorruptArchiveError: a latent or an output that is not finite, naming the image.
+    """
+    z = np.stack([latents.get(i) for i in batch])
+    _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
+    with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
+        x_hat = decoder(z)
+    _check_finite(x_hat, batch, images, "/decoder", "the decoder's output is not finite")
+    return x_hat
+
+
 def iter_reconstructions(
     decoder: NumpyDecoder,
     latents: Latents,
@@ -224,11 +239,7 @@ def iter_reconstructions(
         latents = float_latents(latents)
     mode = decoder.spec.output_mode
     for batch in _batches(latents, images, indices, decoder.spec):
-        z = np.stack([latents.get(i) for i in batch])
-        _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
-        with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
-            x_hat = decoder(z)
-        _check_finite(x_hat, batch, images, "/decoder", "the decoder's output is not finite")
+        x_hat = decode_batch(decoder, latents, images, batch)
         for k, i in enumerate(batch):
             h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
             working = to_uint8(x_hat[k, :h, :w, :])
