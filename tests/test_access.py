@@ -219,3 +219,16 @@ def test_training_batches_never_import_tensorflow() -> None:
             "print(x.shape)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "(4, 12, 12, 1)" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("bad", ["", "/abs.png", "a//b.png", "a/./b.png", "../b.png", "a/..", "dir/", "a\\b.png",
+                                 "nul\x00.png", "img_000.png", "é" * 2049])
+def test_the_whole_list_name_check_names_the_entry_at_fault(bad: str) -> None:
+    # the fast, whole-list pass over the names must let no bad name through, and the error still names its row
+    from latentpack.formats.elements.images import check_image_table
+
+    table = make_contents(w=5).images
+    table.names[3] = bad
+    with pytest.raises(CorruptArchiveError, match="/images/names") as err:
+        check_image_table(table, 5, (1, 1))
+    assert "entries 0 and 3" in str(err.value) if bad == "img_000.png" else "entry 3" in str(err.value)

@@ -23,7 +23,7 @@ from latentpack.codec.entropy.latent_coding import CHUNK, decode_latents, dequan
 from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
 from latentpack.formats.errors import ArchiveError, CorruptArchiveError
-from latentpack.formats.validate import decoder_input
+from latentpack.formats.validate import decoder_input, distinct_rows
 from latentpack.formats.schema import DecoderWeights, ImageTable, Latents
 from latentpack.fs.images import from_working
 
@@ -138,9 +138,9 @@ def decode_costs(spec: DecoderSpec, latent_shapes: np.ndarray) -> np.ndarray:
     latent_shapes = np.asarray(latent_shapes).reshape(-1, 3)
     if not len(latent_shapes):
         return np.zeros(0, dtype=np.int64)
-    distinct, which = np.unique(latent_shapes, axis=0, return_inverse=True)
+    distinct, which = distinct_rows(latent_shapes)
     costs = np.array([decode_cost(spec, tuple(int(d) for d in row)) for row in distinct], dtype=np.int64)
-    return costs[np.asarray(which).reshape(-1)]
+    return costs[which]
 
 
 def decode_cost(spec: DecoderSpec, latent_shape: tuple[int, ...]) -> int:
