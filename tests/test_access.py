@@ -232,3 +232,24 @@ def test_the_whole_list_name_check_names_the_entry_at_fault(bad: str) -> None:
     with pytest.raises(CorruptArchiveError, match="/images/names") as err:
         check_image_table(table, 5, (1, 1))
     assert "entries 0 and 3" in str(err.value) if bad == "img_000.png" else "entry 3" in str(err.value)
+
+
+@pytest.mark.parametrize("channels", [[3] * 3000, [3, 2] + [3] * 2998], ids=["one-c", "mixed-c"])
+def test_per_channel_tables_decode_as_the_general_path(channels: list[int]) -> None:
+    # a stream of one table per channel is decoded column by column when every image has c channels
+    from latentpack.codec.entropy import latent_coding as lc
+
+    rng = np.random.default_rng(0)
+    shapes = np.array([(1, 1, c) for c in channels], dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum(shapes.prod(axis=1))]).astype(np.int64)
+    channel = lc.channel_index(offsets, shapes)
+    q = (rng.integers(-2, 3, size=int(offsets[-1])) * (1 + 3 * channel)).astype(np.int32)  # channels differ
+    coded = lc.encode_latents(q, offsets, shapes, 1.0)
+    assert len(np.unique(coded.table_of_channel)) == 3  # one table per channel
+    assert np.array_equal(lc.decode_latents(coded, offsets, shapes), q)
+    import constriction
+
+    decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.stream))
+    column_wise = lc._decode_per_channel(decoder, lc.CountModels(coded.counts), coded.table_of_channel, offsets,
+                                         shapes, int(offsets[-1]))
+    assert (column_wise is not None) == (len(set(channels)) == 1)  # mixed channel counts: the general path
