@@ -67,7 +67,7 @@ class Lossless(
         _data("exception_index", np.int32, ("w",)),
         _data("exception_offsets", np.int64),
         _data("exception_bytes", np.uint8),
-        Field("stream", np.uint32, (None,), since="1.1", storage=h5write.CHECKED_IF_ANY, reshape=(-1,)),
+        Field("stream", np.uint32, (None,), since="1.1", storage=h5write.CHECKED_IF_ANY, reshape=(-1,), bulk=True),
     )
 
     def normalise(self, obj: LosslessResiduals) -> LosslessResiduals:

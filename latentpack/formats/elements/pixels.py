@@ -170,7 +170,7 @@ class Pixels(
         _data("order", np.int64, ("w",)),
         _data("block_bounds", np.int64),
         _data("stream_offsets", np.int64),
-        Field("stream", np.uint32, (None,), since="1.3", storage=h5write.CHECKED_IF_ANY, reshape=(-1,)),
+        Field("stream", np.uint32, (None,), since="1.3", storage=h5write.CHECKED_IF_ANY, reshape=(-1,), bulk=True),
         _data("exception_index", np.int32, ("w",)),
         _data("exception_offsets", np.int64),
         _data("exception_bytes", np.uint8),
