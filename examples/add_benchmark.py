@@ -9,7 +9,7 @@ archive was compressed with, and the stored latent bits per image of each.
 With ``--refit FOLDER N`` it also adds N images spread over FOLDER (the
 folder the archive was compressed from) under the prefix ``refit``, so the
 same images' PSNR under fitted latents can be set against the encoder's.
-Run it under the shared lock: ``flock /work/scratch/bench.lock python ...``.
+Run it alone: its times are wall-clock.
 """
 from __future__ import annotations
 

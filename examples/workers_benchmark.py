@@ -1,6 +1,6 @@
 """Two TF_CONFIG workers with one core each against one worker with both cores: training time, PSNR, size.
 
-    flock /work/scratch/bench.lock python examples/workers_benchmark.py /tmp/mnist-png --count 10000 --epochs 20
+    python examples/workers_benchmark.py /tmp/mnist-png --count 10000 --epochs 20
 
 --count PNGs of FOLDER, evenly spread over its sorted paths (for the MNIST
 digits that ``examples/mnist_to_png.py`` writes: every class), are copied to a temporary folder, then
