@@ -293,14 +293,15 @@ def test_shell_completion_completes_commands_and_options() -> None:
 
 # --- resumable training -----------------------------------------------------------------------------
 
-def _interrupted_and_resumed(args: list[str], tmp_path: Path, checkpoints: int) -> tuple[Path, Path]:
+def _interrupted_and_resumed(args: list[str], tmp_path: Path, checkpoints: int,
+                             stopped_before: int = 200) -> tuple[Path, Path]:
     """``args`` run whole, then interrupted (SIGINT) once ``checkpoints`` trainings wrote one, then resumed."""
     import signal
     import time
 
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "LATENTPACK_CHECKPOINT_SECONDS": "0"}
     whole, cut, work = tmp_path / "whole.lpk", tmp_path / "cut.lpk", tmp_path / "work"
-    assert subprocess.run(args + ["-o", str(whole), "-q"], env=env).returncode == 0
+    assert subprocess.run(args + ["-o", str(whole), "-q"], env=env, timeout=300).returncode == 0
     # the default action for SIGINT in the child: a shell's background job starts with it ignored, and
     # latentpack rightly keeps a signal ignored that it was started ignoring
     run = subprocess.Popen(args + ["-o", str(cut), "--work-dir", str(work)], env=env, stdout=subprocess.DEVNULL,
@@ -315,9 +316,9 @@ def _interrupted_and_resumed(args: list[str], tmp_path: Path, checkpoints: int) 
     assert b"the same command with --resume continues it" in stderr
     states = list(work.glob("*/state.npz"))
     with np.load(max(states, key=os.path.getmtime)) as saved:  # the training it stopped in
-        assert 0 < int(saved["epoch"]) < 200  # stopped mid-way
+        assert 0 < int(saved["epoch" if "epoch" in saved else "done"]) < stopped_before  # stopped mid-way
     done = subprocess.run(args + ["-o", str(cut), "--work-dir", str(work), "--resume", "-q"], env=env,
-                          capture_output=True)
+                          capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(work.iterdir()) == []  # the checkpoints are dropped once the archive is written
     return whole, cut
@@ -346,3 +347,39 @@ def test_resume_continues_an_interrupted_refinement_to_the_same_archive(folder: 
             "8", "--seed", "2", "--refine-steps", "240"]  # 4 steps an epoch: 60 epochs of refinement
     ra, rb = _same_decoder_and_latents(*_interrupted_and_resumed(args, tmp_path, 2))
     assert ra["refine"]["kept"] == rb["refine"]["kept"] and ra["refine"]["mse_after"] == rb["refine"]["mse_after"]
+
+
+def test_resume_continues_an_interrupted_pixel_model_training_to_the_same_archive(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    for i in range(4):  # 256 samples: every step sees all of them; 12,800 passes = 400 steps
+        Image.fromarray((np.arange(64).reshape(8, 8) * 4 + i).astype(np.uint8)).save(tiny / f"{i}.png")
+    args = [sys.executable, "-m", "latentpack", "compress", str(tiny), "--lossless", "--epochs", "12800", "--seed", "2"]
+    whole, cut = _interrupted_and_resumed(args, tmp_path, 1, stopped_before=400)
+    with h5py.File(whole) as a, h5py.File(cut) as b:
+        assert "pixels" in a
+        for name in ("kernels", "biases", "stream"):
+            assert np.array_equal(a["pixels"][name][()], b["pixels"][name][()]), name
+
+
+def test_a_step_checkpoint_restores_the_variables_and_the_loop_position(tmp_path: Path) -> None:
+    import keras
+
+    from latentpack.codec.keras import checkpoint
+
+    x = np.arange(12, dtype=np.float32)
+    store = checkpoint.CheckpointStore(tmp_path, resume=True, save_seconds=0)
+    v = keras.Variable(np.ones(3, np.float32))
+    with checkpoint.activate(store):
+        first = checkpoint.steps_for([x], {"steps": 5})
+        assert first.restore([v]) is None  # nothing saved yet
+        v.assign(np.array([1.0, 2.0, 3.0], np.float32))
+        first.save([v], done=3, order=np.array([2, 0, 1]))
+        v.assign(np.zeros(3, np.float32))
+        again = checkpoint.steps_for([x], {"steps": 5})
+        saved = again.restore([v])
+        other = checkpoint.steps_for([x + 1], {"steps": 5})  # other data: another key, nothing to resume
+        assert other.restore([v]) is None
+    assert int(saved["done"]) == 3 and saved["order"].tolist() == [2, 0, 1]
+    assert np.asarray(v).tolist() == [1.0, 2.0, 3.0]
+    assert first.folder == again.folder != other.folder

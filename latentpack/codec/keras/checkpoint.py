@@ -36,8 +36,8 @@ from latentpack.codec import quiet_tensorflow
 quiet_tensorflow()
 import keras  # noqa: E402
 
-__all__ = ["CheckpointStore", "EpochCheckpoint", "checkpoint_key", "default_root", "activate", "callback_for",
-           "SAVE_SECONDS"]
+__all__ = ["CheckpointStore", "EpochCheckpoint", "StepCheckpoint", "checkpoint_key", "default_root", "activate",
+           "callback_for", "steps_for", "SAVE_SECONDS"]
 
 #: Least seconds between two checkpoints (the one after the last epoch is always written).
 SAVE_SECONDS = 30.0
@@ -199,3 +199,60 @@ class EpochCheckpoint(keras.callbacks.Callback):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def steps_for(arrays: list[np.ndarray], settings: dict[str, Any]) -> "StepCheckpoint | None":
+    """Checkpoints of a training loop of its own (the pixel model's), keyed by its data and settings;
+    None while no store is active."""
+    if not _ACTIVE:
+        return None
+    store = _ACTIVE[-1]
+    h = hashlib.sha256()
+    for a in arrays:
+        flat = np.ascontiguousarray(a).reshape(-1)
+        for start in range(0, len(flat), 1 << 22):  # in chunks: no copy of the whole array
+            h.update(memoryview(flat[start:start + (1 << 22)]).cast("B"))
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    folder = store.root / h.hexdigest()[:32]
+    store.used.append(folder)
+    return StepCheckpoint(folder, store.resume, store.save_seconds)
+
+
+class StepCheckpoint:
+    """Save a loop's variables and position at a step's end (at most every ``save_seconds``); restore them."""
+
+    def __init__(self, folder: Path, resume: bool, save_seconds: float):
+        self.folder, self.resume, self.save_seconds = folder, resume, save_seconds
+        self.state_file = folder / "state.npz"
+        self.last_save = time.monotonic()
+
+    def restore(self, variables: list) -> dict[str, Any] | None:
+        """Assign the saved variables and return the loop's saved arrays (None: nothing to resume)."""
+        if not (self.resume and self.state_file.is_file()):
+            return None
+        with np.load(self.state_file, allow_pickle=False) as saved:
+            if int(saved["count"]) != len(variables):
+                return None  # another model's checkpoint: start afresh
+            for i, v in enumerate(variables):
+                v.assign(saved[f"v{i}"])
+            return {k: saved[k] for k in saved.files if not (k[0] == "v" and k[1:].isdigit())}
+
+    def due(self) -> bool:
+        """Whether ``save_seconds`` have passed since the last save."""
+        return time.monotonic() - self.last_save >= self.save_seconds
+
+    def save(self, variables: list, **arrays: Any) -> None:
+        """Write the variables and ``arrays`` (temp file, then rename)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        out = {f"v{i}": np.asarray(v) for i, v in enumerate(variables)}
+        out.update({k: np.asarray(v) for k, v in arrays.items()}, count=len(variables))
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **out)
+            os.replace(tmp, self.state_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.last_save = time.monotonic()

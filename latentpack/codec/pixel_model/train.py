@@ -8,6 +8,7 @@ rounds its weights into the integer layers that the archive stores.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ keep_freed_memory()
 import keras  # noqa: E402  (after the quieting above)
 import tensorflow as tf  # noqa: E402
 
+from latentpack.codec.keras import checkpoint  # noqa: E402
 from latentpack.codec.pixel_model import luts  # noqa: E402
 from latentpack.codec.pixel_model.coder import training_features  # noqa: E402
 from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec  # noqa: E402
@@ -86,22 +88,41 @@ def train_pixel_model(x: np.ndarray, y: np.ndarray, spec: PixelModelSpec, steps:
     model = build_network(spec)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
     model.compile(keras.optimizers.Adam(schedule), loss=_nll_bits(spec.components))
+    batch = max(1, min(batch_samples, len(x)))  # a folder of fewer samples: every step sees all of them
+    resumable = checkpoint.steps_for([x, y], {"spec": repr(spec), "steps": steps, "seed": seed, "batch": batch,
+                                              "learning_rate": learning_rate})  # compress --resume
     start = time.perf_counter()
-    done = 0
+    done, order, first = 0, None, 0
+    if resumable is not None:
+        model.optimizer.build(model.trainable_variables)
+        saved = resumable.restore(_variables(model))
+        if saved is not None:
+            done, order, first = int(saved["done"]), np.array(saved["order"]), int(saved["next"])
+            rng.bit_generator.state = json.loads(str(saved["rng"]))
     while done < steps:
-        order = rng.permutation(len(x))
-        for a in range(0, len(order) - batch_samples + 1, batch_samples):
-            idx = order[a:a + batch_samples]
+        if order is None:
+            order, first = rng.permutation(len(x)), 0
+        for a in range(first, len(order) - batch + 1, batch):
+            idx = order[a:a + batch]
             model.train_on_batch(x[idx], y[idx])
             done += 1
             if on_step is not None:
                 on_step(done)
+            if resumable is not None and (done >= steps or resumable.due()):
+                resumable.save(_variables(model), done=done, order=order, next=a + batch,
+                               rng=json.dumps(rng.bit_generator.state))
             if done >= steps:
                 break
+        order = None
     seconds = time.perf_counter() - start
     sample = rng.permutation(len(x))[:1 << 18]
     bits = float(model.evaluate(x[sample], y[sample], batch_size=1 << 15, verbose=0))
     return model, PixelModelTraining(steps=done, seconds=seconds, float_bits_per_sample=bits)
+
+
+def _variables(model) -> list:
+    """What decides the next step's arithmetic: the weights and Adam's state (its step count drives the rate)."""
+    return list(model.weights) + list(model.optimizer.variables)
 
 
 def to_integer(model, spec: PixelModelSpec, refinement: str | None = REFINEMENT) -> IntegerMLP:
