@@ -28,7 +28,7 @@ import numpy as np
 
 from latentpack.codec.assemble import TrainingRecord, assemble_contents, metadata_estimate
 from latentpack.codec.design import CodecDesign
-from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize
+from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize, quantize_latents
 from latentpack.codec import rate, rd
 from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
 from latentpack.codec.rate import RateChoice
@@ -154,7 +154,8 @@ class _Compression:
 
         t = time.perf_counter()
         n = o.refine_steps or train.default_refine_steps(self.record.epochs, self.record.steps_per_epoch)
-        values = code_latents(self.float_latents, step).values.reshape(len(self.staged), 1, 1, -1)
+        # the values code_latents gives, without coding them (nor keeping the integers)
+        values = dequantize(quantize_latents(self.float_latents.values, step), step).reshape(len(self.staged), 1, 1, -1)
         result = train.refine_decoder(self.staged, self.design, self.decoder, values, steps=n,
                                       batch_size=o.batch_size, seed=o.seed, progress=self.progress)
         kept = result.mse_after < result.mse_before
