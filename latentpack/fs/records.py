@@ -205,3 +205,7 @@ class FolderImages(Sequence[FolderImage]):
     def size(self, i: int) -> tuple[int, int]:
         """(height, width) of image ``i``."""
         return self._heights[i], self._widths[i]
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of every image."""
+        return list(zip(self._heights, self._widths))

@@ -72,7 +72,7 @@ def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) 
     if not _trains_on_patches(design):
         return math.ceil(len(folder) / batch_size)
     p = patch_size(folder, design.stride)
-    pixels = sum(im.height * im.width for im in folder.images)
+    pixels = int(np.sum(folder.images.heights * folder.images.widths))
     return max(1, min(2000, math.ceil(pixels / (p * p * batch_size))))
 
 
@@ -319,7 +319,7 @@ def encode_folder(
         and (w, 3) int32 ``shapes``.
     """
     w = len(folder)
-    shapes = np.array([design.latent_shape(im.height, im.width) for im in folder.images], dtype=np.int32)
+    shapes = np.array([design.latent_shape(*size) for size in folder.images.sizes()], dtype=np.int32)
     counts = shapes.prod(axis=1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     values = np.empty(int(offsets[-1]), dtype=np.float32)
