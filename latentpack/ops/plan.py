@@ -14,6 +14,7 @@ target is its own estimate; a lossless archive's pixel code is not estimated.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -271,7 +272,7 @@ def plan_compression(folder: str | os.PathLike, archive: str | os.PathLike, opti
     plan.check_seconds = check_seconds
     if time_steps:
         t = time.perf_counter()
-        from latentpack.codec.keras import timing  # noqa: F401  (TensorFlow: its start-up is part of the cost)
+        importlib.import_module("latentpack.codec.keras.timing")  # TensorFlow: its start-up is part of the cost
 
         plan.startup_seconds = time.perf_counter() - t + plan_seconds
         _time(plan, checked, options, spec if plan.coder == "pixel-model" else design)
