@@ -16,13 +16,14 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "open", "compress", "Archive", "LatentpackError", "OptionError"]
+__all__ = ["__version__", "open", "compress", "Archive", "tf_dataset", "LatentpackError", "OptionError"]
 
 #: Public names and the module each is imported from when first used.
 _LAZY = {
     "open": "latentpack.api",
     "compress": "latentpack.api",
     "Archive": "latentpack.api",
+    "tf_dataset": "latentpack.feed",
     "LatentpackError": "latentpack.errors",
     "OptionError": "latentpack.errors",
 }

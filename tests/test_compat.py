@@ -80,8 +80,8 @@ def _group_versions(archive: Path) -> dict[str, str]:
         return {name: f[name].attrs["encoding-version"].decode() for name in ["/", *f]}
 
 
-_OWN_VERSIONS = ("element-versions.lpk", "pixels-mixed.lpk")  # written with each element's own version
-_OWN_VERSION_FOLDERS = ("v1.4",)  # every fixture from 1.4 on
+_OWN_VERSIONS = ("element-versions.lpk", "pixels-mixed.lpk", "pixels-refined.lpk")  # written with each element's own version
+_OWN_VERSION_FOLDERS = ("v1.4", "v1.5")  # every fixture from 1.4 on
 
 
 @pytest.mark.parametrize("archive", [p for p in ARCHIVES if p.name not in _OWN_VERSIONS
@@ -99,19 +99,23 @@ def test_element_versions_fixture_tags_each_group_with_its_own_version() -> None
         assert ar.format_version == "1.2" and ar.is_lossless and ar.weight_dtype == "float16"
 
 
-def test_pixel_fixture_decodes_exactly_and_tags_its_groups() -> None:
+@pytest.mark.parametrize("name, pixels_version, metadata_version, refinement", [
+    ("pixels-mixed.lpk", "1.3", "1.0", None), ("pixels-refined.lpk", "1.5", "1.4", "node-context-counts")])
+def test_pixel_fixture_decodes_exactly_and_tags_its_groups(name: str, pixels_version: str, metadata_version: str,
+                                                           refinement: str | None) -> None:
     import hashlib
 
     from latentpack.codec.entropy.lossless import check_digest, rebuild_original
     from latentpack.codec.pixel_model.blocks import coded_blocks, iter_decoded, mlp_of
 
-    archive = next(p for p in ARCHIVES if p.name == "pixels-mixed.lpk")
-    assert _group_versions(archive) == {"/": "1.3", "header": "1.2", "pixels": "1.3", "images": "1.0",
-                                        "quality": "1.0", "training": "1.0"}
+    archive = next(p for p in ARCHIVES if p.name == name)
+    assert _group_versions(archive) == {"/": pixels_version, "header": "1.2", "pixels": pixels_version,
+                                        "images": metadata_version, "quality": metadata_version, "training": "1.0"}
     recorded = json.loads(archive.with_suffix(".json").read_text())
     with open_archive(archive) as ar:
         assert ar.spec is None and ar.decoder is None and ar.latents is None and ar.latent_coding is None
         c, table, header = ar.pixels, ar.images, ar.header
+    assert c.refinement == refinement and mlp_of(c).refinement == refinement
     assert c.working_mode == "RGB" and len({tuple(s[:2]) for s in table.shapes.tolist()}) == 2
     assert header.z_bits == 32 * c.model_scalars and header.stored_decoder_bits == c.model_bits
     assert header.residual_bits == c.residual_bits and header.y == 0 and header.stored_latent_bits == 0

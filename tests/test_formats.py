@@ -299,8 +299,8 @@ def test_missing_file_is_os_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "version, error, message",
     [
-        ("2.0", UnsupportedVersionError, "archive format 2.0 was written by a newer latentpack; upgrade (this one reads 1.4)"),
-        ("1.5", UnsupportedVersionError, "newer latentpack"),
+        ("2.0", UnsupportedVersionError, "archive format 2.0 was written by a newer latentpack; upgrade (this one reads 1.5)"),
+        ("1.6", UnsupportedVersionError, "newer latentpack"),
         ("0.9", UnsupportedVersionError, "not supported"),
         ("one", CorruptArchiveError, "MAJOR.MINOR"),
     ],

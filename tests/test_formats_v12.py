@@ -270,7 +270,7 @@ def test_a_group_newer_than_the_file_is_corrupt(tmp_path: Path) -> None:
     assert info.value.hdf5_path == "/images"
 
 
-@pytest.mark.parametrize("group, version", [("lossless", "1.0"), ("latents", "1.5"), ("quality", "0.9")])
+@pytest.mark.parametrize("group, version", [("lossless", "1.0"), ("latents", "1.6"), ("quality", "0.9")])
 def test_an_unknown_element_version_is_unsupported_naming_the_group(tmp_path: Path, group: str, version: str) -> None:
     from latentpack.formats import UnsupportedVersionError
 
@@ -288,13 +288,14 @@ def test_an_unknown_element_version_is_unsupported_naming_the_group(tmp_path: Pa
 def test_registry_lists_the_elements_and_the_breakdown_labels(tmp_path: Path) -> None:
     from latentpack.formats import registry
 
-    assert registry.types() == ["header", "decoder", "latents", "images", "quality", "training", "lossless", "pixels"]
+    assert registry.types() == ["header", "decoder", "latents", "images", "quality", "training", "lossless", "pixels",
+                                "additions"]
     assert [(el.encoding_type, el.variant) for el in registry.elements() if el.encoding_type == "latents"] == [
         ("latents", "float32"), ("latents", "range-categorical"), ("latents", "index")]
     assert registry.breakdown_parts() == [
         ("decoder", "decoder weights"), ("pixels", "pixel model and coded pixels"), ("latents", "latents"),
         ("lossless", "lossless residuals"),
-        ("images", "image metadata"), ("quality", "quality"), ("training", "training log")]
+        ("images", "image metadata"), ("quality", "quality"), ("training", "training log"), ("additions", "additions")]
     with open_archive(write_archive(tmp_path / "a.lpk", make_contents(w=2))) as ar:
         parts = ar.storage_breakdown()
     assert list(parts) == ["decoder", "latents", "images", "quality", "training", "overhead", "file"]

@@ -13,28 +13,32 @@ from latentpack.codec.pixel_model.blocks import coded_blocks, encode_images, ite
 from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec, feature_count
 from latentpack.formats import CorruptArchiveError, compute_header, open_archive, read_archive, write_archive
 from latentpack.formats.elements import pixels as pixels_element
-from latentpack.formats.schema import ArchiveContents, PixelModelCoding
+from latentpack.formats.schema import ArchiveContents
 
 from archive_factory import assert_contents_equal, make_contents
 
 SPEC = PixelModelSpec(rows=1, cols=1, channels=3, components=2, hidden=(6, 5), position=True)
 
 
-def _mlp(spec: PixelModelSpec = SPEC, seed: int = 0) -> IntegerMLP:
+def _mlp(spec: PixelModelSpec = SPEC, seed: int = 0, refinement: str | None = None) -> IntegerMLP:
     rng = np.random.default_rng(seed)
     dims = [spec.inputs, *spec.hidden, spec.outputs]
     return IntegerMLP(spec, [DenseInt(rng.integers(-2000, 2000, (a, b)).astype(np.int16),
                                       rng.integers(-4000, 4000, b).astype(np.int32), 14, i < len(dims) - 2)
-                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
+                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))], refinement=refinement)
 
 
-def pixel_contents(w: int = 4, max_samples: int = 1 << 23) -> tuple[ArchiveContents, list[np.ndarray]]:
-    """`make_contents`' RGB image table with its images coded under a fixed pixel model, and the images."""
+def pixel_contents(w: int = 4, max_samples: int = 1 << 23, refinement: str | None = None
+                   ) -> tuple[ArchiveContents, list[np.ndarray]]:
+    """`make_contents`' RGB image table with its images coded under a fixed pixel model, and the images.
+
+    ``refinement`` (format 1.5) codes them with the adaptive refinement on top.
+    """
     base = make_contents(w=w, arch="conv")
     rng = np.random.default_rng(5)
     shapes = [tuple(int(d) for d in s) for s in base.images.shapes]
     images = [rng.integers(0, 256, s, dtype=np.uint8) for s in shapes]
-    mlp = _mlp()
+    mlp = _mlp(refinement=refinement)
     coded = encode_images(lambda i: images[i], shapes, mlp, max_samples=max_samples)
     index = np.full(w, -1, np.int32)
     if w > 1:

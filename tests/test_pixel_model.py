@@ -99,10 +99,13 @@ import hashlib, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from tests.test_pixel_model import random_mlp, smooth_images
 from latentpack.codec.pixel_model.network import PixelModelSpec
+from latentpack.codec.pixel_model.network import IntegerMLP
 from latentpack.codec.pixel_model.coder import encode_block
 spec = PixelModelSpec(rows=2, cols=2, channels=3, components=3, hidden=(64, 64), position=True)
-words, _ = encode_block(smooth_images(64, 16, 16, 3), random_mlp(spec, seed=11))
-print(hashlib.sha256(words.tobytes()).hexdigest())
+mlp = random_mlp(spec, seed=11)
+for refinement in (None, "node-context-counts"):
+    words, _ = encode_block(smooth_images(64, 16, 16, 3), IntegerMLP(spec, mlp.layers, refinement=refinement))
+    print(hashlib.sha256(words.tobytes()).hexdigest())
 """
 
 

@@ -59,8 +59,9 @@ def test_auto_picks_the_pixel_model_and_stores_no_decoder(mixed):
     assert h.y == 0 and h.latent_scalars == 0 and h.z_bits == contents.pixels.model_scalars * 32
     assert h.stored_bits == h.stored_decoder_bits + h.residual_bits
     with h5py.File(archive, "r") as f:
-        assert f.attrs["encoding-version"].decode() == "1.4" and "decoder" not in f
-        assert f["pixels"].attrs["encoding-version"].decode() == "1.3" and "latents" not in f
+        assert f.attrs["encoding-version"].decode() == "1.5" and "decoder" not in f
+        assert f["pixels"].attrs["encoding-version"].decode() == "1.5" and "latents" not in f
+        assert f["pixels"].attrs["refinement"].decode() == "node-context-counts"
 
 
 def test_every_image_comes_back_bit_exact(mixed, tmp_path):

@@ -73,6 +73,21 @@ def test_dry_run_json_has_the_design_and_the_estimates(folder: Path, tmp_path: P
     assert plan["seconds_per_step"] > 0 and plan["training_seconds"] > 0
     assert plan["estimated_bytes"] > plan["decoder_bytes"] > 0
     assert plan["device"].startswith("CPU")
+    assert plan["after_seconds"] > 0 and plan["refine_seconds"] == 0  # encoding and measuring; no refinement
+    parts = (plan["training_seconds"] + plan["after_seconds"] + plan["startup_seconds"]
+             + 2 * plan["check_seconds"])
+    assert plan["total_seconds"] == pytest.approx(parts)
+
+
+def test_dry_run_plans_refinement_from_its_own_timed_steps(folder: Path, tmp_path: Path) -> None:
+    options = [a for a in FAST if a not in ("--refine-steps", "0")] + ["--refine-steps", "5"]
+    result = invoke("compress", folder, "-o", tmp_path / "a.lpk", *options, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["refine_steps"] == 5 and plan["refine_seconds"] > 0
+    assert plan["total_seconds"] > plan["training_seconds"] + plan["refine_seconds"] + plan["after_seconds"]
+    text = invoke("compress", folder, "-o", tmp_path / "a.lpk", *options, "--dry-run").stdout
+    assert "for refinement, encoding and measuring" in text, text
 
 
 def test_dry_run_lists_every_bad_file_before_importing_tensorflow(folder: Path, tmp_path: Path) -> None:
@@ -101,6 +116,7 @@ def test_dry_run_times_patch_training_for_mixed_sizes(tmp_path: Path) -> None:
     plan = json.loads(result.stdout)
     assert plan["arch"] == "conv" and plan["batch"] == "4 patches" and plan["refine_steps"] == 0
     assert plan["seconds_per_step"] > 0 and plan["timed_steps"] >= 10
+    assert plan["after_seconds"] > 0 and plan["refine_seconds"] == 0
 
 
 def test_dry_run_plans_the_pixel_model_too(folder: Path, tmp_path: Path) -> None:
@@ -277,12 +293,11 @@ def test_shell_completion_completes_commands_and_options() -> None:
 
 # --- resumable training -----------------------------------------------------------------------------
 
-def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Path, tmp_path: Path) -> None:
+def _interrupted_and_resumed(args: list[str], tmp_path: Path, checkpoints: int) -> tuple[Path, Path]:
+    """``args`` run whole, then interrupted (SIGINT) once ``checkpoints`` trainings wrote one, then resumed."""
     import signal
     import time
 
-    args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "200", "--batch-size",
-            "8", "--seed", "2"]
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "LATENTPACK_CHECKPOINT_SECONDS": "0"}
     whole, cut, work = tmp_path / "whole.lpk", tmp_path / "cut.lpk", tmp_path / "work"
     assert subprocess.run(args + ["-o", str(whole), "-q"], env=env).returncode == 0
@@ -291,20 +306,24 @@ def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Pa
     run = subprocess.Popen(args + ["-o", str(cut), "--work-dir", str(work)], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
-    while not list(work.glob("*/state.npz")):
+    while len(list(work.glob("*/state.npz"))) < checkpoints:
         assert run.poll() is None and time.monotonic() < deadline, "no checkpoint written"
         time.sleep(0.005)
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and not cut.exists()
     assert b"the same command with --resume continues it" in stderr
-    (state,) = work.glob("*/state.npz")
-    with np.load(state) as saved:
-        assert 0 < int(saved["epoch"]) < 200  # stopped mid-training
+    states = list(work.glob("*/state.npz"))
+    with np.load(max(states, key=os.path.getmtime)) as saved:  # the training it stopped in
+        assert 0 < int(saved["epoch"]) < 200  # stopped mid-way
     done = subprocess.run(args + ["-o", str(cut), "--work-dir", str(work), "--resume", "-q"], env=env,
                           capture_output=True)
     assert done.returncode == 0, done.stderr
-    assert list(work.iterdir()) == []  # the checkpoint is dropped once the archive is written
+    assert list(work.iterdir()) == []  # the checkpoints are dropped once the archive is written
+    return whole, cut
+
+
+def _same_decoder_and_latents(whole: Path, cut: Path) -> tuple[dict, dict]:
     with h5py.File(whole) as a, h5py.File(cut) as b:
         names = []
         a.visit(names.append)
@@ -312,5 +331,18 @@ def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Pa
         assert datasets
         for name in datasets:
             assert np.array_equal(a[name][()], b[name][()]), name
-        ra, rb = json.loads(a["training/config"][()]), json.loads(b["training/config"][()])
-        assert ra["loss"] == rb["loss"] and len(ra["loss"]) == 200
+        return json.loads(a["training/config"][()]), json.loads(b["training/config"][()])
+
+
+def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Path, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "200", "--batch-size",
+            "8", "--seed", "2"]
+    ra, rb = _same_decoder_and_latents(*_interrupted_and_resumed(args, tmp_path, 1))
+    assert ra["loss"] == rb["loss"] and len(ra["loss"]) == 200
+
+
+def test_resume_continues_an_interrupted_refinement_to_the_same_archive(folder: Path, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "2", "--batch-size",
+            "8", "--seed", "2", "--refine-steps", "240"]  # 4 steps an epoch: 60 epochs of refinement
+    ra, rb = _same_decoder_and_latents(*_interrupted_and_resumed(args, tmp_path, 2))
+    assert ra["refine"]["kept"] == rb["refine"]["kept"] and ra["refine"]["mse_after"] == rb["refine"]["mse_after"]

@@ -114,13 +114,14 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, 
         return _dry_run(folder, archive, as_json, digest_bytes, options)
     from latentpack.ops.compress import compress_folder
 
-    stale = stale_temp_files(archive)
-    if stale:
+    if stale := stale_temp_files(archive):
         note(f"Note: {len(stale)} temporary file(s) of an interrupted write to {archive} remain "
              f"(safe to delete once no other latentpack is writing it): "
              + ", ".join(display_name(p.name) for p in stale))
     with _checkpoints(resume, work_dir):
         result = compress_folder(folder, archive, digest_bytes=digest_bytes, progress=progress_factory, **options)
+    if result.contents is None:  # TF_CONFIG: a worker other than the chief trained its shard, wrote nothing
+        return _other_worker_done(result, archive, as_json)
     if as_json:  # the summary inspect --json prints, plus the guard rails' warnings (latentpack.ops.guard_rails)
         from latentpack.ops.guard_rails import warnings_json
         from latentpack.ops.inspect import archive_summary
@@ -137,9 +138,33 @@ def compress(folder, archive, as_json, digest_bytes, dry_run, resume, work_dir, 
              "latent step (more epochs, a larger -y or --filters could reach it)")
 
 
+def _other_worker_done(result, archive: pathlib.Path, as_json: bool) -> None:
+    """The one line a TF_CONFIG worker other than the chief prints: what it did, and that it wrote nothing
+    (with --json, also ``{"written": false, "worker": k, "workers": n, ...}`` on stdout)."""
+    trained = "train" in result.timings
+    if as_json:
+        emit_json({"written": False, "archive": str(archive), "worker": result.worker.rank,
+                   "workers": result.worker.workers, "trained": trained})
+    did = ("trained its shard of the folder" if trained
+           else "nothing to train here (the lossless pixel model trains on the chief alone)")
+    note(f"{result.worker.describe().capitalize()} (TF_CONFIG): {did}, wrote nothing; "
+         f"the chief (worker 0) writes {display_name(str(archive))}")
+
+
+def _refuse_checkpoints_on_a_cluster(resume: bool, work_dir: pathlib.Path | None) -> None:
+    """--resume/--work-dir checkpoint one process's training: not a cluster's (usage error, exit 2)."""
+    from latentpack.codec.cluster import cluster_role
+
+    role = cluster_role()
+    if (resume or work_dir is not None) and role is not None and role.workers > 1:
+        raise click.UsageError("--resume and --work-dir cannot be used with a TF_CONFIG cluster of "
+                               f"{role.workers} workers (training checkpoints are for one process)")
+
+
 @contextlib.contextmanager
 def _checkpoints(resume: bool, work_dir: pathlib.Path | None):
     """``--resume``/``--work-dir``: checkpoint training; drop the checkpoints once the archive is written."""
+    _refuse_checkpoints_on_a_cluster(resume, work_dir)
     if not resume and work_dir is None:
         yield
         return

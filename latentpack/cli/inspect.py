@@ -119,10 +119,22 @@ def _file_lines(s: ArchiveSummary) -> list[str]:
         f"ratio to raw       {times(b['ratio_to_raw'])}  (raw {size(b['raw'])} / file)",
         f"ratio to folder    {times(b['ratio_to_folder'])}  (folder {size(b['folder'])} on disk / file)",
         _quality_line(q),
+        *_addition_lines(s),
     ]
     if q.get("prediction_mean_psnr") is not None and s.mode != "lossy":
         lines.append(f"prediction         mean PSNR {db(q['prediction_mean_psnr'])} (what the residuals correct)")
     return lines
+
+
+def _addition_lines(s: ArchiveSummary) -> list[str]:
+    """(1.5) The batches ``add`` appended, one line each, and how many images came with the archive."""
+    if not s.additions:
+        return []
+    added = sum(b["images"] for b in s.additions)
+    lines = [f"added images       {added:,} in {len(s.additions)} batch(es) since compress "
+             f"({s.additions[0]['first']:,} compressed)"]
+    return lines + [f"  batch {b['batch']:<11}{b['images']:,} image(s) on {display_name(b['created'])}, mean PSNR "
+                    f"{db(b['mean_psnr'])} ({display_name(b['writer'])})" for b in s.additions]
 
 
 def _quality_line(q: dict) -> str:

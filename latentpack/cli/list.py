@@ -16,7 +16,8 @@ __all__ = ["list_"]
 @verbosity_options
 @user_errors
 def list_(archive, as_json) -> None:
-    """List the images in ARCHIVE: name, size, mode and PSNR."""
+    """List the images in ARCHIVE: name, size, mode and PSNR; in an archive that grew, the batch that added
+    each image (add), "-" for those compressed with it."""
     from latentpack.ops.inspect import image_rows, skipped_files
 
     rows = image_rows(archive)
@@ -29,8 +30,11 @@ def list_(archive, as_json) -> None:
         return
     names = [display_name(r["name"]) for r in rows]  # a stored name may hold terminal escapes (so may any string)
     width = max([len(n) for n in names] + [4])
-    echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}")
+    grew = any(r["batch"] is not None for r in rows)
+    added = f"  {'added':>5}" if grew else ""
+    echo(f"{'name':<{width}}  {'size':>11}  {'mode':<5} {'format':<6} {'psnr':>10}{added}")
     for name, r in zip(names, rows):
         size = f"{r['width']}x{r['height']}"
         mode, fmt = display_name(r["mode"]), display_name(r["format"])
-        echo(f"{name:<{width}}  {size:>11}  {mode:<5} {fmt:<6} {db(r['psnr']):>10}")
+        batch = (f"  {'-' if r['batch'] is None else r['batch']:>5}") if grew else ""
+        echo(f"{name:<{width}}  {size:>11}  {mode:<5} {fmt:<6} {db(r['psnr']):>10}{batch}")

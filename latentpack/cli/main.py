@@ -1,7 +1,7 @@
 """The ``latentpack`` command line: the click group and its commands.
 
-Each command lives in a module of its own (compress, extract, inspect, list,
-verify, bench) that parses its arguments, calls the operation and prints;
+Each command lives in a module of its own (compress, add, extract, inspect,
+list, verify, bench) that parses its arguments, calls the operation and prints;
 options they share are in `latentpack.cli.options`. Data goes to stdout,
 progress and status to stderr. Exit codes: 0 success, 1 ``Error: ...`` for
 user errors (and a bug's traceback), 2 usage errors, 128 + N when stopped by
@@ -34,6 +34,7 @@ def main() -> None:
 
 
 def _add_commands() -> None:
+    from latentpack.cli.add import add
     from latentpack.cli.bench import bench
     from latentpack.cli.compress import compress
     from latentpack.cli.extract import extract
@@ -42,7 +43,7 @@ def _add_commands() -> None:
     from latentpack.cli.manpage import help_command
     from latentpack.cli.verify import verify
 
-    for command in (compress, extract, inspect, verify, list_, bench, help_command):
+    for command in (compress, add, extract, inspect, verify, list_, bench, help_command):
         cli.add_command(command)
 
 

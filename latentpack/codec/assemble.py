@@ -69,6 +69,8 @@ class TrainingRecord:
     rate_control: RateChoice | None = None
     rate_distortion: dict[str, Any] | None = None
     device: str = "unknown"
+    #: How many replicas trained (``{"replicas": 1}``, or with ``strategy`` and ``workers``: codec/keras/distribute).
+    replication: dict[str, Any] = field(default_factory=lambda: {"replicas": 1})
 
     @classmethod
     def of(cls, design: CodecDesign, trained: Any, options: Any, timings: dict[str, float],
@@ -76,7 +78,8 @@ class TrainingRecord:
         """The record of a training (`TrainResult`) run with these compress options."""
         return cls(design, trained.epochs, trained.steps_per_epoch, options.batch_size, options.seed, trained.loss,
                    options.codes, options.lossless, timings, list(skipped),
-                   rate_distortion=getattr(trained, "rate_distortion", None))
+                   rate_distortion=getattr(trained, "rate_distortion", None),
+                   replication=dict(getattr(trained, "replication", {"replicas": 1})))
 
     def as_json(self, step: float, prediction_mean_psnr: float) -> dict[str, Any]:
         """The stored record, for an archive coded at ``step`` whose prediction has that mean PSNR."""
@@ -86,7 +89,7 @@ class TrainingRecord:
             "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "batch_size": self.batch_size,
             "seed": self.seed, "loss": self.loss, "codes": self.codes, "lossless": self.lossless,
             "latent_step": float(step), "prediction_mean_psnr": prediction_mean_psnr, "timings": self.timings,
-            "platform": platform.platform(), "device": self.device,
+            "platform": platform.platform(), "device": self.device, **self.replication,
         }
         if self.refine is not None:
             out["refine"] = dict(self.refine)

@@ -10,6 +10,7 @@ field's name, dtype, shape rule and version are written once::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from typing import Any, Mapping
 
@@ -18,6 +19,7 @@ import numpy as np
 from latentpack.formats import h5write
 from latentpack.formats.errors import CorruptArchiveError
 from latentpack.formats.h5checks import STR, attr_str, attr_strs, get_attr
+from latentpack.formats.lazy import LazyArray
 
 __all__ = [
     "STR",
@@ -141,7 +143,8 @@ def expect_arrays(element: Any, obj: Any, sizes: Mapping[str, Any], base: str) -
         value = field.get(obj)
         if field.attr or field.dtype == STR or value is None:
             continue
-        expect(f"{base}/{field.name}", np.asarray(value), field.dtype, field.shape_for(sizes))
+        arr = value if isinstance(value, LazyArray) else np.asarray(value)  # a lazy one: its declared dtype and shape
+        expect(f"{base}/{field.name}", arr, field.dtype, field.shape_for(sizes))
 
 
 # -- reading ------------------------------------------------------------------
@@ -225,11 +228,20 @@ def open_fields(archive: Any, element: Any, version: tuple[int, int], sizes: Map
 
 
 def read_values(archive: Any, element: Any, attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The attributes and every dataset `open_fields` checked, read, by field name."""
+    """The attributes and every dataset `open_fields` checked, read, by field name.
+
+    In an archive opened ``lazy``, a ``bulk`` field is not read: its value is
+    a `LazyArray` whose slices `element.check_slice` checks.
+    """
     values = dict(attrs)
     for field in element.fields:
         path = f"{element.path}/{field.name}"
-        if not field.attr and path in archive._ds:
+        if field.attr or path not in archive._ds:
+            continue
+        if field.bulk and getattr(archive, "lazy", False):
+            check = functools.partial(element.check_slice, field.name)
+            values[field.name] = LazyArray(archive._ds[path], field.dtype, path, archive.path, check)
+        else:
             values[field.name] = archive._read(path, field.dtype)
     return values
 

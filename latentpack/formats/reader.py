@@ -71,6 +71,9 @@ class Archive:
 
     Args:
         path: The archive's path.
+        lazy: Hand out bulk datasets (latent values, coded streams) unread, as
+            `latentpack.formats.lazy.LazyArray` checked slice by slice; the
+            file stays open until `close`.
 
     Raises:
         FileNotFoundError, IsADirectoryError, PermissionError: `path` cannot
@@ -81,8 +84,8 @@ class Archive:
         CorruptArchiveError: any rule of the format broken, or damaged bytes.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], lazy: bool = False):
+        self.path, self.lazy = Path(path), lazy
         self._file: h5py.File | None = None
         self._cache: dict[str, Any] = {}
         self._ds: dict[str, h5py.Dataset] = {}
@@ -362,19 +365,13 @@ def _variant(found: list[Element], group: h5py.Group, path: str) -> Element:
     raise _fail(path, f"attribute coding: expected one of {[el.variant for el in found]}, got {coding!r}")
 
 
-def open_archive(path: str | os.PathLike[str]) -> Archive:
-    """Open and check an archive; use as ``with open_archive(path) as archive:``.
-
-    Args:
-        path: The archive's path.
-
-    Returns:
-        The open `Archive`.
+def open_archive(path: str | os.PathLike[str], lazy: bool = False) -> Archive:
+    """Open and check an archive (``lazy``: see `Archive`); use as ``with open_archive(path) as archive:``.
 
     Raises:
         ArchiveError: see `Archive`.
     """
-    return Archive(path)
+    return Archive(path, lazy)
 
 
 def read_archive(path: str | os.PathLike[str], parts: Collection[str] | None = None) -> ArchiveContents:

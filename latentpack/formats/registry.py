@@ -89,6 +89,9 @@ class Field:
         reshape: The shape a dataset's value is given before it is written
             (``(-1,)``: flattened), or None to keep its own.
         empty: The shape an empty value is given before it is written.
+        bulk: A dataset that an archive opened ``lazy`` hands out unread, as a
+            `latentpack.formats.lazy.LazyArray` (latent values, coded streams);
+            its element's `Element.check_slice` checks each slice read.
     """
 
     name: str
@@ -105,6 +108,7 @@ class Field:
     derived: bool = False
     reshape: tuple | None = None
     empty: tuple | None = None
+    bulk: bool = False
 
     @property
     def key(self) -> str:
@@ -278,6 +282,9 @@ class Element:
 
     def opened(self, archive: Any, attrs: dict[str, Any]) -> None:
         """After its layout passed: check what the reader needs before reading data (indexes)."""
+
+    def check_slice(self, name: str, values: np.ndarray) -> None:
+        """Rules on a slice of the bulk dataset `name` as a lazy archive reads it (what `check` does whole)."""
 
     def build(self, values: dict[str, Any], archive: Any) -> Any:
         """The in-memory value from what was read (`values` by field name)."""

@@ -1,4 +1,4 @@
-"""The in-memory model of a latentpack archive (format versions 1.0 to 1.4).
+"""The in-memory model of a latentpack archive (format versions 1.0 to 1.5).
 
 These small dataclasses are what `latentpack.codec` hands to
 `latentpack.formats` and what the reader hands back. They hold plain Python
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from latentpack.formats.accounting import Header, compute_header
+from latentpack.formats.additions import Additions
 
 __all__ = [
     "ENCODING_TYPE",
@@ -30,6 +31,7 @@ __all__ = [
     "LosslessResiduals",
     "PixelModelCoding",
     "Quality",
+    "Additions",
     "ArchiveContents",
     "compute_header",
     "INDEX_CODE_GENERATOR",
@@ -41,9 +43,9 @@ __all__ = [
 ENCODING_TYPE = "latentpack-archive"
 #: Newest format version this code writes (it writes the oldest version that
 #: holds an archive's features: see `ArchiveContents.format_version`).
-FORMAT_VERSION = "1.4"
+FORMAT_VERSION = "1.5"
 #: Format versions this code reads (``(major, minor)`` tuples).
-SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3), (1, 4))
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5))
 #: Bits one stored decoder weight takes, by storage dtype: float32, or (1.2) IEEE half precision.
 WEIGHT_BITS = {"float32": 32, "float16": 16}
 #: How decoder weights may be stored.
@@ -211,6 +213,8 @@ class PixelModelCoding:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     working_mode: str
@@ -230,6 +234,7 @@ class PixelModelCoding:
     exception_index: np.ndarray
     exception_offsets: np.ndarray
     exception_bytes: np.ndarray
+    refinement: str | None = None
 
     @property
     def model_scalars(self) -> int:
@@ -267,6 +272,8 @@ class LosslessResiduals:
         exception_offsets: ``(e+1,)`` int64 byte offset of each exception.
         exception_bytes: ``(m,)`` uint8 raw pixels (Pillow ``tobytes``) of the
             images that cannot be rebuilt from their working pixels.
+        refinement: (1.5) The adaptive refinement on top of the mixture
+            (``"node-context-counts"``), or None (1.3: the mixture alone).
     """
 
     act_bits: int
@@ -355,7 +362,8 @@ class ArchiveContents:
     (default) writes ``/images`` and ``/quality`` in their 1.4 layouts
     (names front-coded and deflated, shared columns stored once, PSNRs in
     64ths of a dB); False writes the 1.0 to 1.3 layouts, which older
-    readers read (what the reader returns leaves it True).
+    readers read (what the reader returns leaves it True). ``additions``
+    (1.5) records the images added since the archive was written.
     """
 
     header: Header
@@ -369,6 +377,7 @@ class ArchiveContents:
     lossless: LosslessResiduals | None = None
     pixels: PixelModelCoding | None = None
     compact_metadata: bool = True
+    additions: Additions | None = None
 
     @property
     def format_version(self) -> tuple[int, int]:

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_LATENT_SYMBOLS",
     "check_latent_index",
     "check_image_fits_decoder",
+    "distinct_rows",
     "check_offsets",
     "check_blocks",
     "check_exceptions",
@@ -104,6 +105,15 @@ def decoder_input(spec: DecoderSpec, latent_shape: Sequence[int]) -> tuple[int, 
     return tuple(int(d) for d in latent_shape)[3 - len(spec.input_shape):]
 
 
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)``, at once when every row is the same (one image size)."""
+    rows = np.asarray(rows)
+    if len(rows) and (rows == rows[0]).all():
+        return rows[:1].copy(), np.zeros(len(rows), dtype=np.intp)
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return unique, np.asarray(inverse).reshape(-1)
+
+
 def check_image_fits_decoder(spec: DecoderSpec | None, latent_shapes: np.ndarray | None, image_shapes: np.ndarray,
                              x_bits: int) -> None:
     """Every image fits the decoder's output for its latent, and ``x_bits`` is the images' raw size.
@@ -120,7 +130,7 @@ def check_image_fits_decoder(spec: DecoderSpec | None, latent_shapes: np.ndarray
         raise _fail("/header", f"attribute x_bits: expected {want_x} (from /images/shapes), got {x_bits}")
     if not w or spec is None:
         return
-    unique, inverse = np.unique(latent_shapes, axis=0, return_inverse=True)
+    unique, inverse = distinct_rows(latent_shapes)
     outputs = []
     for row in unique:
         try:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from latentpack.codec.assemble import TrainingRecord, assemble_contents, metadata_estimate
+from latentpack.codec.cluster import ClusterRole, cluster_role
 from latentpack.codec.design import CodecDesign
 from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize, quantize_latents
 from latentpack.codec import rate, rd
@@ -53,9 +54,14 @@ class CompressResult:
     """What `compress` wrote and measured."""
 
     path: Path
-    contents: ArchiveContents
+    contents: ArchiveContents | None  # None on a TF_CONFIG worker other than the chief: it wrote nothing
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[GuardWarning] = field(default_factory=list)  # latentpack.ops.guard_rails
+    worker: ClusterRole | None = None  # TF_CONFIG's role of this process (latentpack.codec.cluster)
+
+
+class _ShardTrained(Exception):
+    """Raised after training on a TF_CONFIG worker other than the chief: only the chief goes on and writes."""
 
 
 @dataclass
@@ -72,6 +78,7 @@ class _Compression:
     density: Any = None
     record: TrainingRecord | None = None
     float_latents: Latents | None = None
+    role: ClusterRole | None = None
 
     def plan(self) -> None:
         """Design: architecture, latent size and capacity (planned for a size target)."""
@@ -86,7 +93,7 @@ class _Compression:
         epochs = o.epochs or train.default_epochs(self.staged, self.design, o.batch_size)
         report_plan(autoencoder_plan(self.staged, o, self.design))
         device = training_device()
-        report.info(f"Training on {device}")
+        report.info(f"Training on {device}" + (f", {self.role.describe()} (TF_CONFIG)" if self.role else ""))
         t = time.perf_counter()
         if o.codes == "index":
             if not self.design.one_vector:
@@ -109,6 +116,8 @@ class _Compression:
         self.record = TrainingRecord.of(self.design, trained, o, self.timings, self.staged.skipped)
         self.record.device = device
         self.timings["train"] = time.perf_counter() - t
+        if self.role is not None and not self.role.is_chief:
+            raise _ShardTrained  # the chief alone encodes, refines, chooses the step and writes
 
     def rd_plan(self) -> tuple[float, tuple[str, float] | None]:
         """Rate-distortion training: the first lambda, and the PSNR or rate it is steered toward (if any)."""
@@ -234,6 +243,10 @@ def _autoencoder_contents(run: _Compression) -> ArchiveContents:
 def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: CompressOptions) -> CompressResult:
     """Train an autoencoder on a folder and write its archive (see `compress_folder` for the options).
 
+    Under ``TF_CONFIG`` (several workers: `latentpack.codec.cluster`) every
+    worker trains its shard; only the chief writes, the others return with
+    ``contents`` None.
+
     Returns:
         The written path, the archive's contents and the timings.
 
@@ -241,11 +254,15 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: Com
         FileExistsError: ``archive`` exists and ``options.force`` is False.
         BadImagesError: some files cannot be used (all are listed).
         OptionError: an option is out of range, a target cannot be reached,
-            or ``archive`` is an input file.
+            ``archive`` is an input file, or ``TF_CONFIG`` is malformed.
+        ClusterError: the workers' folders differ, or a worker stopped.
     """
     options.check()
+    role = cluster_role()  # TF_CONFIG (None: one process); malformed: an OptionError before any work
     folder, archive = Path(folder), Path(archive)
     check_output_path(folder, archive, options.force)
+    if role is not None and not role.is_chief and uses_pixel_model(options):
+        return CompressResult(path=archive, contents=None, worker=role)  # the pixel model trains on the chief alone
     progress = options.progress or null_progress
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -255,14 +272,16 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, options: Com
         if uses_pixel_model(options):
             contents = pixel_contents(staged, options, progress, timings)
         else:
-            contents = _autoencoder_contents(_Compression(options, staged, progress, timings))
+            contents = _autoencoder_contents(_Compression(options, staged, progress, timings, role=role))
         t = time.perf_counter()
         write_archive(archive, contents, force=options.force)
         timings["write"] = time.perf_counter() - t
         warnings = compression_warnings(archive, staged.folder_bytes, contents.quality.mean_psnr, options)
+    except _ShardTrained:  # TF_CONFIG: this worker trained its shard; the chief writes the archive
+        return CompressResult(path=archive, contents=None, timings=timings, worker=role)
     finally:
         staged.close()
-    return CompressResult(path=archive, contents=contents, timings=timings, warnings=warnings)
+    return CompressResult(path=archive, contents=contents, timings=timings, warnings=warnings, worker=role)
 
 
 def compress_folder(
@@ -299,7 +318,9 @@ def compress_folder(
         latent_dims, epochs, ...: the options, each documented in `CompressOptions`.
 
     Returns:
-        The written path, the archive's contents and the timings.
+        The written path, the archive's contents and the timings. Under
+        ``TF_CONFIG``, on a worker other than the chief: nothing is written
+        and ``contents`` is None (``worker`` says which worker it was).
 
     Raises:
         FileExistsError: ``archive`` exists and ``force`` is False.

@@ -98,7 +98,7 @@ def pixel_contents(staged: ImageFolder, options: Any, progress: ProgressFactory,
     )
     training = {
         "coder": "pixel-model", "working_mode": staged.working_mode, "lossless": True,
-        "pixel_model": spec.as_json(), "steps": fit.steps, "batch_samples": train.BATCH_SAMPLES,
+        "pixel_model": {**spec.as_json(), "refinement": mlp.refinement}, "steps": fit.steps, "batch_samples": train.BATCH_SAMPLES,
         "training_samples": int(min(samples, train.MAX_TRAINING_SAMPLES)), "seed": options.seed,
         "float_bits_per_sample": fit.float_bits_per_sample, "ideal_bits_per_sample": ideal_bits / max(samples, 1),
         "timings": timings, "platform": platform.platform(), "device": device,

@@ -45,7 +45,7 @@ from latentpack.fs.special import require_regular
 from latentpack.progress import ProgressFactory, null_progress
 
 __all__ = ["ExtractResult", "MissingImagesError", "extract_archive", "extract_to_stream", "select_images",
-           "match_images", "output_format", "FILE_FORMATS", "encode_image", "encode_exact"]
+           "match_images", "parse_shard", "shard_images", "output_format", "FILE_FORMATS", "encode_image", "encode_exact"]
 
 #: Formats written back as themselves; anything else is written as PNG.
 _WRITABLE = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO"}
@@ -122,6 +122,37 @@ def match_images(names: Sequence[str], patterns: Sequence[str] | None) -> Sequen
     return sorted(chosen)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (``extract --shard``) as ``(I, N)``: the I-th of N slices, counted from 1 (as ``split -n I/N``).
+
+    Raises:
+        OptionError: anything but two integers with ``1 <= I <= N``.
+    """
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", text)
+    if not match:
+        raise OptionError(f"expected I/N (the I-th of N slices, e.g. 1/4), got {text!r}")
+    i, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= i <= n:
+        raise OptionError(f"expected I/N with 1 <= I <= N (slices are counted from 1), got {text!r}")
+    return i, n
+
+
+def shard_images(indices: Sequence[int], shard: tuple[int, int] | None) -> Sequence[int]:
+    """The I-th of N contiguous, balanced slices of the selected ``indices`` (all of them when ``shard`` is None).
+
+    Slice ``I`` of ``N`` is ``indices[(I-1)*k // N : I*k // N]`` for ``k`` selected images: the N slices are
+    disjoint, cover the selection in archive order and differ in size by at most one image (a slice may be
+    empty when N exceeds k).
+    """
+    if shard is None:
+        return indices
+    i, n = shard
+    if n < 1 or not 1 <= i <= n:
+        raise OptionError(f"`shard` must be (I, N) with 1 <= I <= N, got {shard!r}")
+    k = len(indices)
+    return indices[(i - 1) * k // n : i * k // n]
+
+
 #: ``extract --format``: ``auto`` writes reconstructions of lossy sources (JPEG, WebP) as PNG and the rest
 #: in their source format; ``png`` writes PNG always; ``original`` the source format always (JPEG and WebP
 #: re-encoded at quality 95). Lossless archives write exact files whatever the choice (see `encode_exact`).
@@ -189,7 +220,7 @@ def _write_images(contents: ArchiveContents, indices: Sequence[int], output: Out
                   progress: ProgressFactory | None, file_format: str = "auto") -> None:
     """Decode the images and write each one (a lossless one checked against its digest first)."""
     table = contents.images
-    all_digests = AllDigests()
+    all_digests = AllDigests.of(contents)
     with output as out, (progress or null_progress)("Extracting", len(indices)) as bar:
         for i, image, digest, _ in iter_images(contents, indices):
             out.write(i, _encoded(table, i, image, digest, file_format))
@@ -237,6 +268,7 @@ def extract_archive(
     force: bool = False,
     progress: ProgressFactory | None = None,
     file_format: str = "auto",
+    shard: tuple[int, int] | None = None,
 ) -> ExtractResult:
     """Write the reconstructed images under ``outdir`` with their stored names.
 
@@ -249,6 +281,7 @@ def extract_archive(
         progress: Optional ``progress(label, total)`` factory.
         file_format: ``auto``, ``png`` or ``original`` (`FILE_FORMATS`, `output_format`);
             files keep their stored names whatever format they are written in.
+        shard: ``(I, N)``: only the I-th of N slices of the selected images (`shard_images`).
 
     Raises:
         ArchiveError: the archive is not valid.
@@ -264,7 +297,7 @@ def extract_archive(
     require_regular(archive, "archive")  # a FIFO or device would block the HDF5 open
     contents = read_archive(archive, DECODING_PARTS)  # not the quality or the training record: never read
     table = contents.images
-    indices = match_images(table.names, names)
+    indices = shard_images(match_images(table.names, names), shard)
     outdir = Path(outdir)
     root = check_targets(os.fspath(archive), outdir, table.names, indices, force, inputs=[archive])
     try:

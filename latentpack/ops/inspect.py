@@ -24,7 +24,8 @@ from latentpack.codec.entropy.latent_coding import decode_latents
 from latentpack.formats import ArchiveContents, ArchiveError, open_archive
 from latentpack.fs.special import require_regular
 
-__all__ = ["ArchiveSummary", "archive_summary", "extract_checks", "image_rows", "skipped_files", "json_ready"]
+__all__ = ["ArchiveSummary", "archive_summary", "added_batches", "extract_checks", "image_rows", "skipped_files",
+           "json_ready"]
 
 
 def json_ready(value: Any) -> Any:
@@ -59,6 +60,8 @@ class ArchiveSummary:
         refine: The decoder refinement record, if any.
         checks: What ``inspect`` checked of what ``extract`` needs, and what
             it left to ``verify``: ``{"checked": [...], "skipped": [...]}``.
+        additions: (1.5) The batches ``add`` appended: batch, first row,
+            images, created, writer, mean PSNR (empty when none).
     """
 
     archive: str
@@ -75,6 +78,7 @@ class ArchiveSummary:
     rate_control: dict[str, Any] | None
     refine: dict[str, Any] | None
     checks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    additions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as nested dicts (an exact PSNR stays ``inf``)."""
@@ -129,13 +133,27 @@ def _summary(path: str | os.PathLike, ar: Any, checks: dict[str, list[str]]) -> 
         rate_control=_rate_control(training),
         refine=_refine(training),
         checks=checks,
+        additions=added_batches(ar),
     )
+
+
+def added_batches(ar: Any) -> list[dict[str, Any]]:
+    """(1.5) One dict per batch of images ``add`` appended: where it starts, how many, when, and its mean PSNR."""
+    from latentpack.formats.schema import Quality
+
+    additions = ar.part("additions")
+    if additions is None:
+        return []
+    w, psnr = len(ar.images), ar.quality.psnr
+    return [{"batch": k, "first": a, "images": b - a, "created": additions.created[k], "writer": additions.writer[k],
+             "mean_psnr": Quality(psnr=psnr[a:b]).mean_psnr} for k, (a, b) in enumerate(additions.bounds(w))]
 
 
 def _training(training: dict[str, Any]) -> dict[str, Any]:
     """The training record's keys inspect shows (and rate-distortion training's final lambda)."""
     out = {k: training.get(k) for k in ("coder", "arch", "working_mode", "latent_dims", "filters", "epochs", "steps",
-                                        "seed", "codes", "latent_step", "pixel_model", "device", "objective")
+                                        "seed", "codes", "latent_step", "pixel_model", "device", "replicas",
+                                        "strategy", "objective")
            if k in training}
     rd = training.get("rate_distortion")
     if isinstance(rd, dict) and isinstance(rd.get("lambda"), (int, float)):
@@ -298,10 +316,12 @@ def skipped_files(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def image_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per image: name, height, width, mode, format, PSNR."""
+    """One row per image: name, height, width, mode, format, PSNR; (1.5) the batch that added it (None: compressed)."""
     require_regular(path, "archive")  # a FIFO or device would block the HDF5 open
     with open_archive(path) as ar:
         images, psnr = ar.images, ar.quality.psnr
+        additions = ar.part("additions")
+        batch = additions.batch_of(len(images)).tolist() if additions is not None else [-1] * len(images)
         return [
             {
                 "name": images.names[i],
@@ -310,6 +330,7 @@ def image_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
                 "mode": images.modes[i],
                 "format": images.formats[i],
                 "psnr": float(psnr[i]) if math.isfinite(psnr[i]) else math.inf,
+                "batch": batch[i] if batch[i] >= 0 else None,
             }
             for i in range(len(images))
         ]

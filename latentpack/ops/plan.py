@@ -3,8 +3,9 @@
     folder -> check every file (nothing staged)                         latentpack.fs.folder.check_folder
            -> design: arch, y, width (pixel model: width, steps)         latentpack.codec.design
            -> epochs and steps (TensorFlow from here on)                 latentpack.codec.keras.train
-           -> time a handful of steps on this machine                    latentpack.codec.keras.timing
-           -> estimates: training time, archive size
+           -> time a handful of steps on this machine (and of refinement's)  latentpack.codec.keras.timing
+           -> time encoding and measuring a sample of images
+           -> estimates: training time, the stages after it, archive size
 
 Nothing is written. The estimate of the archive's size is a plan, not a
 measurement: decoder bytes as stored, `SIZE_BITS_PER_LATENT` bits per coded
@@ -63,6 +64,11 @@ class CompressPlan:
         timed_steps: Steps timed.
         device: What trained them (``CPU (x86_64)``, ``GPU:0 (...)``).
         startup_seconds: TensorFlow's start-up, measured (compress pays it too).
+        setup_seconds: Training's set-up (building the graph, starting the data), measured.
+        refine_seconds: Refinement (its steps, its set-up, the folder's error before and after), planned
+            from timed steps and a timed sample.
+        after_seconds: Encoding every image and measuring quality (once per archive assembled: more
+            than once with a size or quality target), planned from a timed sample.
         layers: The decoder's layers, one short text each (``-v``).
     """
 
@@ -86,21 +92,26 @@ class CompressPlan:
     timed_steps: int = 0
     device: str | None = None
     startup_seconds: float = 0.0
+    setup_seconds: float = 0.0
+    refine_seconds: float = 0.0
+    after_seconds: float = 0.0
     layers: list[str] = field(default_factory=list)
 
     @property
     def training_seconds(self) -> float | None:
-        """Training and refinement at the timed rate (None before timing)."""
+        """Training at the timed rate, with its set-up (None before timing)."""
         if self.seconds_per_step is None:
             return None
-        return self.seconds_per_step * (self.steps + self.refine_steps)
+        return self.seconds_per_step * self.steps + self.setup_seconds
 
     @property
     def total_seconds(self) -> float | None:
-        """Training, TensorFlow's start-up and reading the folder (checked and staged: about twice the check)."""
+        """Training, refinement, encoding and measuring, TensorFlow's start-up and reading the folder
+        (checked and staged: about twice the check)."""
         if self.training_seconds is None:
             return None
-        return self.training_seconds + self.startup_seconds + 2 * (self.check_seconds or 0.0)
+        return (self.training_seconds + self.refine_seconds + self.after_seconds + self.startup_seconds
+                + 2 * (self.check_seconds or 0.0))
 
     def line(self) -> str:
         """The one plan line ``compress`` prints before it trains."""
@@ -124,7 +135,10 @@ class CompressPlan:
         if self.seconds_per_step is not None:
             lines.append(f"Timed: {self.seconds_per_step * 1000:.1f} ms per step over {self.timed_steps} steps "
                          f"on {self.device}")
-            lines.append(f"Estimate: training about {duration(self.training_seconds)}, in all about "
+            after = self.refine_seconds + self.after_seconds
+            then = (f", then about {duration(after)} for {'refinement, ' if self.refine_seconds else ''}"
+                    "encoding and measuring") if after else ""
+            lines.append(f"Estimate: training about {duration(self.training_seconds)}{then}, in all about "
                          f"{duration(self.total_seconds)} (checking the folder took {duration(self.check_seconds)}, "
                          f"TensorFlow's start-up {duration(self.startup_seconds)})")
         if self.estimated_bytes is None:
@@ -290,5 +304,26 @@ def _time(plan: CompressPlan, folder: ImageFolder, options: Any, design: Any) ->
     else:
         measured = timing.time_training_steps(folder, design, batch_size=options.batch_size,
                                               steps_per_epoch=plan.steps // plan.epochs,
-                                              codes=options.codes == "index", seed=options.seed)
+                                              codes=options.codes == "index", rate_distortion=options.rate_distortion,
+                                              seed=options.seed)
+        _time_after(plan, folder, options, design)
     plan.seconds_per_step, plan.timed_steps, plan.device = measured.seconds_per_step, measured.steps, measured.device
+    plan.setup_seconds = measured.setup_seconds
+
+
+def _time_after(plan: CompressPlan, folder: ImageFolder, options: Any, design: Any) -> None:
+    """Plan refinement, encoding and measuring from timed refinement steps and a timed sample of images."""
+    from latentpack.codec.keras import timing
+
+    w = plan.w
+    if options.codes == "index":  # nothing to encode; the archive is measured once
+        plan.after_seconds = w * timing.time_after_training(folder, design, seed=options.seed).measure
+        return
+    after = timing.time_after_training(folder, design, seed=options.seed)
+    passes = 3 if options.rate_target.active else 1  # a target: a probe, the chosen step, the refined decoder
+    plan.after_seconds = w * (after.encode + passes * after.measure)
+    if plan.refine_steps:
+        refine = timing.time_training_steps(folder, design, batch_size=options.batch_size,
+                                            steps_per_epoch=plan.steps // plan.epochs, codes=True, seed=options.seed)
+        plan.refine_seconds = (refine.seconds_per_step * plan.refine_steps + refine.setup_seconds
+                               + 2 * w * after.decode_keras)

@@ -23,6 +23,19 @@ raw (a palette with a repeated colour), coded under a network with fixed
 integer weights (no training), so it is the same bytes on every machine. Its
 JSON records the sha256 of every decoded working image.
 
+From format 1.5 on (``/additions``: images added by ``latentpack add``) the
+plain command writes v1.5/dense-grey-added.lpk (v1.4/dense-grey.lpk, lossy,
+with two ramps added: latents fitted to its decoder) and
+v1.5/pixels-mixed-added.lpk (v1.3/pixels-mixed.lpk with two images added in
+two batches, coded under its fixed integer network: the same bytes on every
+machine).
+
+    LATENTPACK_REGENERATE_FIXTURES=1 python tests/data/make_fixtures.py --refined
+
+adds v1.5/pixels-refined.lpk (once): the same folder and network as
+v1.3/pixels-mixed.lpk, coded with the adaptive refinement of format 1.5
+(``/pixels`` attribute ``refinement``).
+
 From format 1.4 on (``/images`` and ``/quality`` in their compact layouts,
 2-byte digests by default in lossy archives) the plain command writes
 v1.4/dense-grey.lpk (lossy: one shape, mode and format for every image) and
@@ -136,7 +149,7 @@ def _pixel_folder(root: Path) -> Path:
     return folder
 
 
-def _fixed_mlp():
+def _fixed_mlp(refinement: str | None = None):
     """The network of the pixel fixture: fixed pseudo-random integers (as tests/test_pixel_model.py's)."""
     from latentpack.codec.pixel_model.network import DenseInt, IntegerMLP, PixelModelSpec
 
@@ -145,10 +158,10 @@ def _fixed_mlp():
     dims = [spec.inputs, *spec.hidden, spec.outputs]
     return IntegerMLP(spec, [DenseInt(rng.integers(-2000, 2000, (a, b)).astype(np.int16),
                                       rng.integers(-4000, 4000, b).astype(np.int32), 14, i < len(dims) - 2)
-                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
+                             for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))], refinement=refinement)
 
 
-def pixel_contents(folder_path: Path, digest_bytes: int = 32):
+def pixel_contents(folder_path: Path, digest_bytes: int = 32, refinement: str | None = None):
     """The `ArchiveContents` of a pixel-model archive of `folder_path`, without training.
 
     (The v1.3 fixture was written with 32-byte digests, when the table came from
@@ -161,7 +174,7 @@ def pixel_contents(folder_path: Path, digest_bytes: int = 32):
     from latentpack.fs.folder import read_folder
 
     folder = read_folder(folder_path)
-    table, mlp = image_table(folder, digest_bytes), _fixed_mlp()
+    table, mlp = image_table(folder, digest_bytes), _fixed_mlp(refinement)
     shapes = [folder.working(i).shape for i in range(len(folder))]
     coded = encode_images(folder.working, shapes, mlp)
     index, raw = np.full(len(folder), -1, np.int32), []
@@ -187,17 +200,22 @@ def pixel_contents(folder_path: Path, digest_bytes: int = 32):
 PIXELS = HERE / "archives" / "v1.3" / "pixels-mixed.lpk"
 
 
-def write_pixels() -> None:
-    """Add the v1.3 pixel-model fixture."""
+#: The refined pixel-model fixture (format 1.5) written by `write_pixels`.
+PIXELS_REFINED = HERE / "archives" / "v1.5" / "pixels-refined.lpk"
+
+
+def write_pixels(refinement: str | None = None) -> None:
+    """Add the v1.3 pixel-model fixture, or (``refinement``) the v1.5 one."""
     from latentpack.formats import write_archive
 
-    if PIXELS.exists():
-        sys.exit(f"{PIXELS} exists: fixtures are never rewritten")
-    PIXELS.parent.mkdir(parents=True, exist_ok=True)
+    path = PIXELS if refinement is None else PIXELS_REFINED
+    if path.exists():
+        sys.exit(f"{path} exists: fixtures are never rewritten")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        write_archive(PIXELS, pixel_contents(_pixel_folder(Path(tmp))))
-    PIXELS.with_suffix(".json").write_text(json.dumps(expected_facts(PIXELS), indent=1) + "\n")
-    print(f"wrote {PIXELS} ({PIXELS.stat().st_size} bytes)")
+        write_archive(path, pixel_contents(_pixel_folder(Path(tmp)), refinement=refinement))
+    path.with_suffix(".json").write_text(json.dumps(expected_facts(path), indent=1) + "\n")
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 #: The fixture written by `write_element_versions` and the folder and options it is made from.
@@ -219,6 +237,48 @@ def write_element_versions() -> None:
     print(f"wrote {archive} ({archive.stat().st_size} bytes)")
 
 
+#: The 1.5 fixtures: (name, the committed archive they grow, the images of each batch added).
+ADDITIONS = (("dense-grey-added", "v1.4/dense-grey.lpk", (("grey", 2),)),
+             ("pixels-mixed-added", "v1.3/pixels-mixed.lpk", (("rgb", 1), ("rgb", 1))))
+
+
+def _batch(root: Path, kind: str, count: int, seed: int) -> Path:
+    """A folder of `count` new images: 12x12 grey ramps, or 8x10 RGB ramps."""
+    rng = np.random.default_rng(seed)
+    folder = root / f"batch{seed}"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:12, 0:12] / 11 if kind == "grey" else np.mgrid[0:8, 0:10] / 9
+    for i in range(count):
+        a, b = rng.uniform(-1, 1, 2)
+        arr = 120 + 60 * (a * xx + b * yy)
+        if kind == "rgb":
+            arr = arr[:, :, None] + rng.uniform(-40, 40, 3)
+        mode = "L" if kind == "grey" else "RGB"
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode).save(folder / f"added{seed}-{i}.png")
+    return folder
+
+
+def write_additions(out: Path) -> None:
+    """The 1.5 fixtures: committed archives grown by ``latentpack add`` (one or two batches)."""
+    import shutil
+
+    from latentpack.ops.add import add_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source, batches in ADDITIONS:
+            archive = out / f"{name}.lpk"
+            shutil.copyfile(HERE / "archives" / source, archive)
+            for k, (kind, count) in enumerate(batches):
+                add_images(archive, [_batch(Path(tmp), kind, count, 10 * len(name) + k)], fit_steps=50)
+            facts = expected_facts(archive)
+            from latentpack.formats import read_archive
+
+            added = read_archive(archive).additions
+            facts["additions"] = {"first": added.first.tolist(), "sha256_all": [bytes(r).hex() for r in added.sha256_all]}
+            (out / f"{name}.json").write_text(json.dumps(facts, indent=1) + "\n")
+            print(f"wrote {archive} ({archive.stat().st_size} bytes)")
+
+
 def main() -> None:
     from latentpack.ops.compress import compress_folder
     from latentpack.formats.schema import FORMAT_VERSION
@@ -231,10 +291,16 @@ def main() -> None:
     if sys.argv[1:] == ["--pixels"] or FORMAT_VERSION == "1.3":  # a file is 1.3 only with a pixel model
         write_pixels()
         return
+    if sys.argv[1:] == ["--refined"]:  # 1.5: the refinement of /pixels
+        write_pixels("node-context-counts")
+        return
     out = HERE / "archives" / f"v{FORMAT_VERSION}"
     if out.exists():
         sys.exit(f"{out} exists: fixtures of a format version are never rewritten")
     out.mkdir(parents=True)
+    if FORMAT_VERSION == "1.5":  # a file is 1.5 only with /additions
+        write_additions(out)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for name, (folder, options) in _folders(Path(tmp)).items():
             archive = out / f"{name}.lpk"

@@ -174,6 +174,10 @@ def _decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.nda
     n = int(offsets[-1]) if len(offsets) else 0
     decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(coded.stream, dtype=np.uint32))
     models = CountModels(coded.counts)
+    strided = _decode_per_channel(decoder, models, coded.table_of_channel, offsets, shapes, n)
+    if strided is not None:
+        strided += np.int32(coded.qmin)
+        return strided
     table_of_channel = coded.table_of_channel.astype(np.min_scalar_type(max(len(models) - 1, 0)))
     rows = np.empty(n, dtype=table_of_channel.dtype)
     for a, b, channels in _channel_chunks(offsets, shapes):
@@ -188,6 +192,30 @@ def _decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.nda
         for r in used:
             out[rows == r] = decoder.decode(models.model(int(r)), int(per_row[r]))
     out += np.int32(coded.qmin)
+    return out
+
+
+def _decode_per_channel(decoder, models: CountModels, table_of_channel: np.ndarray, offsets: np.ndarray,
+                        shapes: np.ndarray, n: int) -> np.ndarray | None:
+    """The symbols when every image has ``c`` channels and each of several tables codes one channel.
+
+    Every image's latents are a whole number of ``c``-channel pixels, so
+    latent ``p``'s channel is ``p % c`` and a table's symbols fill one
+    column of the ``(n / c, c)`` view, in order: no table index per latent,
+    no mask per table. None when that does not hold (the general path then
+    decodes).
+    """
+    if not len(shapes) or n == 0:
+        return None
+    c = int(shapes[0, 2])
+    tables = np.asarray(table_of_channel[:c], dtype=np.int64) if c >= 1 else np.zeros(0, np.int64)
+    if c < 2 or not (shapes[:, 2] == c).all() or (offsets % c).any() or len(np.unique(tables)) != c:
+        return None
+    out = np.empty(n, dtype=np.int32)
+    columns = out.reshape(-1, c)
+    for r in np.sort(tables):  # the stream holds table 0's symbols, then table 1's, ...
+        k = int(np.flatnonzero(tables == r)[0])
+        columns[:, k] = decoder.decode(models.model(int(r)), n // c)
     return out
 
 

@@ -126,26 +126,51 @@ def check_digest(image: Image.Image, table: ImageTable, i: int, strict: bool = T
 
 
 class AllDigests:
-    """The sha256 of all full digests in archive order, fed one image at a time (memory does not grow)."""
+    """The sha256 of all full digests in archive order, fed one image at a time (memory does not grow).
 
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
+    In an archive that grew (format 1.5, ``/additions``), ``/images/sha256_all``
+    covers the rows before the first batch and each batch has its own
+    (``/additions/sha256_all``): `of` follows them.
+    """
+
+    def __init__(self, batch_starts: Sequence[int] = (), batch_digests: np.ndarray | None = None) -> None:
+        self._starts = [int(v) for v in batch_starts]
+        self._batch_digests = batch_digests
+        self._shas = [hashlib.sha256()]
         #: Digests added so far.
         self.count = 0
 
+    @classmethod
+    def of(cls, contents) -> AllDigests:
+        """The running digests of an archive's images, batch by batch when it has ``/additions`` (1.5)."""
+        additions = getattr(contents, "additions", None)
+        if additions is None:
+            return cls()
+        return cls(additions.first, additions.sha256_all)
+
     def add(self, digest: bytes) -> None:
-        self._sha.update(digest)
+        if self.count in self._starts:
+            self._shas.append(hashlib.sha256())
+        self._shas[-1].update(digest)
         self.count += 1
 
+    def matches(self, sha256_all: np.ndarray | None) -> bool:
+        """Whether every stored digest of digests (those stored) matches what was added."""
+        if sha256_all is not None and self._shas[0].digest() != bytes(sha256_all):
+            return False
+        if self._batch_digests is not None:
+            return all(sha.digest() == bytes(self._batch_digests[k]) for k, sha in enumerate(self._shas[1:]))
+        return True
+
     def check(self, sha256_all: np.ndarray | None) -> None:
-        """Compare with ``/images/sha256_all`` (when stored).
+        """Compare with ``/images/sha256_all`` (when stored) and (1.5) each batch's ``/additions/sha256_all``.
 
         Raises:
             DigestMismatchError: they differ.
         """
-        if sha256_all is not None and self._sha.digest() != bytes(sha256_all):
-            raise DigestMismatchError("the images' full sha256 digests do not match /images/sha256_all",
-                                      hdf5_path="/images/sha256_all")
+        if not self.matches(sha256_all):
+            path = "/images/sha256_all" if self._batch_digests is None else "/images/sha256_all or /additions/sha256_all"
+            raise DigestMismatchError(f"the images' full sha256 digests do not match {path}", hdf5_path=path)
 
 
 def check_all_digests(sha256_all: np.ndarray | None, digests: Iterable[bytes]) -> None:

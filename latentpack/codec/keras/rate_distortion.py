@@ -95,9 +95,34 @@ class RateDistortionModel(keras.Model):
     def call(self, x, training: bool = False):
         return self.g_s(self.gain(self.g_a(x, training=training)), training=training)
 
+    def plain_copy(self, encoder: keras.Model, decoder: keras.Model) -> "RateDistortionModel":
+        """This model's trained state in fresh ``encoder`` and ``decoder`` built outside any strategy.
+
+        What runs after a replicated training (encoding, the density's refit:
+        the chief alone) then never touches mirrored variables.
+        """
+        copy = RateDistortionModel(encoder, decoder, float(self.lmbda.numpy()))
+        for mine, theirs in ((self.g_a, copy.g_a), (self.g_s, copy.g_s), (self.gain, copy.gain),
+                             (self.density, copy.density)):
+            theirs.set_weights(mine.get_weights())
+        return copy
+
+    def variable_groups(self) -> tuple[list, list]:
+        """The variables of the transforms (the main optimizer's) and of the density and gain (its own)."""
+        return (self.g_a.trainable_variables + self.g_s.trainable_variables,
+                self.density.trainable_variables + self.gain.trainable_variables)
+
+    def build_optimizers(self) -> None:
+        """Create both optimizers' variables now (under a strategy: in its scope, not inside a replica's step)."""
+        transforms, density = self.variable_groups()
+        if not self.optimizer.built:
+            self.optimizer.build(transforms)
+        if not self.density_optimizer.built:
+            self.density_optimizer.build(density)
+
     def checkpoint_variables(self) -> list:
         """What a checkpoint saves besides the weights and the main optimizer: the density's Adam, the noise."""
-        density = self.density.trainable_variables + self.gain.trainable_variables
+        density = self.variable_groups()[1]
         if not self.density_optimizer.built:
             self.density_optimizer.build(density)
         return list(self.density_optimizer.variables) + [self.noise.state]
@@ -119,9 +144,11 @@ class RateDistortionModel(keras.Model):
             mse = ops.mean(ops.reshape(ops.square(x - x_hat), (ops.shape(x)[0], -1)), axis=1)
             rate = ops.mean(bits) / samples
             loss = rate + self.lmbda * ops.mean(mse)
-        transforms = self.g_a.trainable_variables + self.g_s.trainable_variables
-        density = self.density.trainable_variables + self.gain.trainable_variables
-        grads = tape.gradient(loss, transforms + density)
+            # Under a tf.distribute strategy the optimizers sum the replicas' gradients: each takes 1/R of its own.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = loss / replicas if replicas > 1 else loss
+        transforms, density = self.variable_groups()
+        grads = tape.gradient(scaled, transforms + density)
         self.optimizer.apply(grads[: len(transforms)], transforms)
         self.density_optimizer.apply(grads[len(transforms):], density)
         psnr = ops.mean(-10.0 * ops.log(ops.maximum(mse, 1e-10)) / math.log(10.0))

@@ -6,7 +6,10 @@ the folder's shapes holding random pixels (a step's cost does not depend on
 them), so nothing needs staging. The first steps build the graph and are not
 counted.
 
-    design -> build g_a, g_s (or g_s alone) -> compile (Adam, MSE) -> fit: warm-up steps, timed steps
+    design -> build g_a, g_s (or g_s alone) -> compile (Adam; MSE, or rate + lambda x MSE) -> fit:
+              warm-up steps (their time beyond a step's: the set-up), timed steps
+    after training (`time_after_training`): g_a over a sample of images, g_s in Keras (refinement's
+              error before and after) and in numpy with each image's PSNR (measuring quality), per image
 """
 from __future__ import annotations
 
@@ -30,13 +33,16 @@ from latentpack.codec.keras.model import build_autoencoder, build_model  # noqa:
 from latentpack.fs.folder import ImageFolder  # noqa: E402
 from latentpack.fs.images import NATURAL_CHANNELS  # noqa: E402
 
-__all__ = ["StepTiming", "time_training_steps", "time_pixel_model_steps", "WARMUP_STEPS", "TIMED_STEPS"]
+__all__ = ["StepTiming", "AfterTraining", "time_training_steps", "time_after_training", "time_pixel_model_steps",
+           "WARMUP_STEPS", "TIMED_STEPS", "AFTER_SAMPLE"]
 
 #: Steps run before timing (graph tracing, allocator warm-up), and steps timed.
 WARMUP_STEPS = 3
 TIMED_STEPS = 10
 #: The random images timing trains on hold at most this many bytes (at least one image).
 SYNTHETIC_BYTES = 64 << 20
+#: Images `time_after_training` encodes and decodes (at most `SYNTHETIC_BYTES` of them).
+AFTER_SAMPLE = 512
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,24 @@ class StepTiming:
     seconds_per_step: float
     steps: int
     device: str
+    setup_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class AfterTraining:
+    """Seconds per image of the stages after training, measured on ``images`` images.
+
+    Attributes:
+        encode: g_a in Keras (encoding every image to its latents).
+        decode_keras: g_s in Keras (refinement measures the folder's error before and after).
+        measure: g_s in numpy and the PSNR (measuring quality: once per archive assembled).
+        images: The sample's size.
+    """
+
+    encode: float
+    decode_keras: float
+    measure: float
+    images: int
 
 
 class _StepClock(keras.callbacks.Callback):
@@ -62,6 +86,11 @@ class _StepClock(keras.callbacks.Callback):
 def _per_step(ends: list[float], warmup: int) -> tuple[float, int]:
     timed = ends[warmup - 1:]
     return (timed[-1] - timed[0]) / max(len(timed) - 1, 1), len(timed) - 1
+
+
+def _setup(start: float, ends: list[float], per_step: float) -> float:
+    """What the first step took beyond a step's time: building the graph, starting the data (fit's set-up)."""
+    return max(0.0, ends[0] - start - per_step) if ends else 0.0
 
 
 def _synthetic_folder(folder: ImageFolder, count: int, seed: int) -> ImageFolder:
@@ -81,7 +110,7 @@ def _synthetic_folder(folder: ImageFolder, count: int, seed: int) -> ImageFolder
 
 
 def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size: int, steps_per_epoch: int,
-                        codes: bool = False, seed: int = 0) -> StepTiming:
+                        codes: bool = False, rate_distortion: bool = False, seed: int = 0) -> StepTiming:
     """Seconds per step of the training `latentpack.codec.keras.train` runs, over a few steps of it.
 
     The same model, optimiser, data pipeline (`latentpack.codec.keras.data`)
@@ -95,7 +124,9 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
         steps_per_epoch: Training's. Epochs of at most 2 x `TIMED_STEPS` steps are timed whole (after one
             not timed), so the cost of an epoch's end (reshuffling, restarting the data's worker) is
             counted; longer ones, `TIMED_STEPS` steps after `WARMUP_STEPS` within one epoch.
-        codes: ``--codes index``: the decoder alone, fed fixed codes.
+        codes: ``--codes index``: the decoder alone, fed fixed codes (also what refinement trains).
+        rate_distortion: Rate-distortion training (`latentpack.codec.keras.rate_distortion`), whose step
+            also trains the latents' density.
         seed: Seeds the weights and the random pixels.
     """
     keras.utils.set_random_seed(seed)
@@ -115,13 +146,70 @@ def time_training_steps(folder: ImageFolder, design: CodecDesign, *, batch_size:
             data = CodedImages(synthetic, values.astype(np.float32), batch_size, seed)
         else:
             data = WholeImages(synthetic, batch_size, seed)
-    model = build_model(design.decoder, "g_s") if codes else build_autoencoder(design.encoder, design.decoder).model
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model = _model(design, codes, rate_distortion, seed)
     clock = _StepClock()
+    start = time.perf_counter()
     model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=False)
     warmup = WARMUP_STEPS if epochs == 1 else len(clock.ends) - (epochs - 1) * len(data)
     seconds, timed = _per_step(clock.ends, warmup)
-    return StepTiming(seconds, timed, training_device())
+    return StepTiming(seconds, timed, training_device(), _setup(start, clock.ends, seconds))
+
+
+def _model(design: CodecDesign, codes: bool, rate_distortion: bool, seed: int) -> keras.Model:
+    """The model training compiles: g_s alone, the autoencoder for MSE, or the rate-distortion model."""
+    if codes:
+        model = build_model(design.decoder, "g_s")
+    elif rate_distortion:
+        from latentpack.codec import rd
+        from latentpack.codec.keras.rate_distortion import RateDistortionModel
+
+        encoder = build_model(design.encoder, "g_a", image_output=False)
+        model = RateDistortionModel(encoder, build_model(design.decoder, "g_s"), rd.DEFAULT_LAMBDA, seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+    else:
+        model = build_autoencoder(design.encoder, design.decoder).model
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def time_after_training(folder: ImageFolder, design: CodecDesign, *, seed: int = 0,
+                        sample: int = AFTER_SAMPLE) -> AfterTraining:
+    """Seconds per image of encoding, of g_s in Keras and of measuring quality (numpy decode and PSNR).
+
+    An untrained model of the design runs the very code compress runs
+    (`latentpack.codec.keras.train.encode_folder`,
+    `latentpack.codec.assemble.measure_quality`) on up to ``sample`` images
+    of the folder's shapes holding random pixels, once to warm up and once
+    timed.
+    """
+    from latentpack.codec.assemble import image_table, measure_quality
+    from latentpack.codec.keras.model import export_decoder
+    from latentpack.codec.keras.train import encode_folder
+    from latentpack.codec.runtime.reconstruct import load_decoder
+    from latentpack.progress import null_progress
+
+    keras.utils.set_random_seed(seed)
+    synthetic = _synthetic_folder(folder, sample, seed)
+    encoder = build_model(design.encoder, "g_a", image_output=False)
+    g_s = build_model(design.decoder, "g_s")
+    n = len(synthetic)
+    latents = encode_folder(encoder, synthetic, design)  # warm-up: traces the graph
+    t = time.perf_counter()
+    latents = encode_folder(encoder, synthetic, design)
+    encode = (time.perf_counter() - t) / n
+    decode_keras = 0.0
+    if design.one_vector:
+        z = latents.values.reshape(n, 1, 1, -1)
+        np.asarray(g_s(z[:1], training=False))
+        t = time.perf_counter()
+        np.asarray(g_s(z, training=False))
+        decode_keras = (time.perf_counter() - t) / n
+    runtime = load_decoder(export_decoder(g_s, design.decoder))
+    table = image_table(synthetic, 2, file_sizes=False)
+    t = time.perf_counter()
+    measure_quality(synthetic, runtime, latents, table, null_progress)
+    return AfterTraining(encode, decode_keras, (time.perf_counter() - t) / n, n)
 
 
 def time_pixel_model_steps(spec, *, batch_samples: int, seed: int = 0) -> StepTiming:

@@ -29,7 +29,7 @@ keep_freed_memory()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from latentpack.codec.keras import checkpoint  # noqa: E402
+from latentpack.codec.keras import checkpoint, distribute  # noqa: E402
 from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, pad_to, patch_size  # noqa: E402
 from latentpack.codec.keras.model import build_autoencoder, build_model, export_decoder, load_decoder_weights  # noqa: E402
 from latentpack.formats.schema import DecoderWeights, Latents  # noqa: E402
@@ -58,6 +58,8 @@ class TrainResult:
     #: Rate-distortion training (`latentpack.codec.keras.train_rd`): its record, and the learned density.
     rate_distortion: dict | None = None
     density: keras.layers.Layer | None = None
+    #: How many replicas trained it (`latentpack.codec.keras.distribute.record`).
+    replication: dict = field(default_factory=lambda: {"replicas": 1})
 
 
 def _trains_on_patches(design: CodecDesign) -> bool:
@@ -102,11 +104,24 @@ def seeded(epochs: int, batch_size: int, seed: int) -> None:
 
 
 def _fit(model: keras.Model, data, *, epochs: int, steps: int, learning_rate: float,
-         progress: ProgressFactory | None) -> tuple[list[float], float]:
-    """Adam with cosine decay on MSE; returns the loss per epoch and the seconds taken."""
+         progress: ProgressFactory | None, replication: distribute.Replication | None = None
+         ) -> tuple[list[float], float]:
+    """Adam with cosine decay on MSE; returns the loss per epoch and the seconds taken.
+
+    Under a strategy (``replication``) the model must have been built in its
+    scope; training then runs `distribute.fit_replicated` (no checkpoints).
+    """
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     start = time.perf_counter()
+    if replication is not None:
+        with distribute.replicated(replication):
+            optimizer = keras.optimizers.Adam(schedule)
+            optimizer.build(model.trainable_variables)
+        with (progress or null_progress)("Training", epochs * steps) as bar:
+            history = distribute.fit_replicated(replication, model, distribute.mse_step(model, optimizer), data,
+                                                epochs=epochs, callbacks=[_ProgressCallback(bar)])
+        return [h["loss"] for h in history], time.perf_counter() - start
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     with (progress or null_progress)("Training", epochs * steps) as bar:
         resumable = checkpoint.callback_for(model, data, epochs, steps, bar)  # None unless compress --resume/--work-dir
         history = model.fit(data, epochs=epochs, verbose=0, shuffle=False,
@@ -140,10 +155,16 @@ def train_autoencoder(
     Returns:
         The encoder and the exported decoder weights.
     """
+    replication = distribute.replication_for(folder)  # None: one device (TF_CONFIG, several GPUs: a strategy)
     seeded(epochs, batch_size, seed)
-    ae = build_autoencoder(design.encoder, design.decoder)
+    with distribute.replicated(replication):
+        ae = build_autoencoder(design.encoder, design.decoder)
     data, steps = training_data(folder, design, batch_size, seed)
-    loss, seconds = _fit(ae.model, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
+    loss, seconds = _fit(ae.model, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress,
+                         replication=replication)
+    if replication is not None:  # the stages after training (the chief alone) run on a plain copy
+        trained, ae = ae, build_autoencoder(design.encoder, design.decoder)
+        ae.model.set_weights(trained.model.get_weights())
     return TrainResult(
         encoder=ae.encoder,
         decoder=export_decoder(ae.decoder, design.decoder),
@@ -151,6 +172,7 @@ def train_autoencoder(
         epochs=epochs,
         steps_per_epoch=steps,
         seconds=seconds,
+        replication=distribute.record(replication),
     )
 
 
@@ -239,7 +261,9 @@ def refine_decoder(
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     start = time.perf_counter()
     with (progress or null_progress)("Refining", epochs * len(data)) as bar:
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[_ProgressCallback(bar)], shuffle=False)
+        resumable = checkpoint.callback_for(model, data, epochs, len(data), bar)  # compress --resume: refinement too
+        model.fit(data, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[_ProgressCallback(bar)] + ([resumable] if resumable else []))
     seconds = time.perf_counter() - start
     refined = export_decoder(model, design.decoder).as_stored(decoder.weight_dtype)
     load_decoder_weights(model, refined)
@@ -288,12 +312,15 @@ def train_decoder(
     """
     if not design.one_vector:
         raise OptionError(f"`design` must be mlp or dense (equal-sized images) for generated codes, got {design.arch!r}")
+    replication = distribute.replication_for(folder)
     seeded(epochs, batch_size, seed)
 
-    decoder = build_model(design.decoder, "g_s")
+    with distribute.replicated(replication):
+        decoder = build_model(design.decoder, "g_s")
     data = CodedImages(folder, codes, batch_size, seed)
     steps = len(data)
-    loss, seconds = _fit(decoder, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress)
+    loss, seconds = _fit(decoder, data, epochs=epochs, steps=steps, learning_rate=learning_rate, progress=progress,
+                         replication=replication)
     return TrainResult(
         encoder=None,
         decoder=export_decoder(decoder, design.decoder),
@@ -301,6 +328,7 @@ def train_decoder(
         epochs=epochs,
         steps_per_epoch=steps,
         seconds=seconds,
+        replication=distribute.record(replication),
     )
 
 

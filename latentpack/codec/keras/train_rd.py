@@ -21,7 +21,7 @@ quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from latentpack.codec.keras import checkpoint  # noqa: E402
+from latentpack.codec.keras import checkpoint, distribute  # noqa: E402
 from latentpack.codec.keras.model import build_model, export_decoder  # noqa: E402
 from latentpack.codec.keras.rate_distortion import LambdaSteering, RateDistortionModel  # noqa: E402
 from latentpack.codec.keras.train import TrainResult, seeded, training_data  # noqa: E402
@@ -56,27 +56,38 @@ def train_rd_autoencoder(
         The encoder, the exported decoder and, in ``rate_distortion``, the
         final lambda and what training measured per epoch.
     """
+    replication = distribute.replication_for(folder)  # None: one device (TF_CONFIG, several GPUs: a strategy)
     seeded(epochs, batch_size, seed)
-    encoder = build_model(design.encoder, "g_a", image_output=False)
-    decoder = build_model(design.decoder, "g_s")
-    model = RateDistortionModel(encoder, decoder, lmbda, seed=seed)
     data, steps = training_data(folder, design, batch_size, seed)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    with distribute.replicated(replication):
+        encoder = build_model(design.encoder, "g_a", image_output=False)
+        decoder = build_model(design.decoder, "g_s")
+        model = RateDistortionModel(encoder, decoder, lmbda, seed=seed)
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
+        model.compile(optimizer=keras.optimizers.Adam(schedule))
+        if replication is not None:
+            model.build_optimizers()
     start = time.perf_counter()
     with (progress or null_progress)("Training", epochs * steps) as bar:
         steering = LambdaSteering(model.lmbda, epochs * steps, target, bar)
-        resumable = checkpoint.callback_for(model, data, epochs, steps, bar, extra=steering)  # compress --resume
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[steering] + ([resumable] if resumable else []),
-                  shuffle=False)
+        if replication is not None:  # its own loop (Keras' fit does not run multi-worker), no checkpoints
+            distribute.fit_replicated(replication, model, model.train_step, data, epochs=epochs, callbacks=[steering])
+        else:
+            resumable = checkpoint.callback_for(model, data, epochs, steps, bar, extra=steering)  # compress --resume
+            model.fit(data, epochs=epochs, verbose=0, callbacks=[steering] + ([resumable] if resumable else []),
+                      shuffle=False)
     log = steering.log
     record = {"lambda": float(model.lmbda.numpy()), "target": None if target is None else list(target),
               "lambda_steps": [round(v, 3) for v in log.lmbda], "bits_per_sample": log.bits_per_sample,
               "psnr": log.psnr}
     record["gain"] = [round(float(g), 4) for g in np.exp(model.gain.log_gain.numpy())]
+    if replication is not None:  # the stages after training (the chief alone) run on plain copies
+        model = model.plain_copy(build_model(design.encoder, "g_a", image_output=False),
+                                 build_model(design.decoder, "g_s"))
+        decoder = model.g_s
     return TrainResult(encoder=model.encoder, decoder=export_decoder(decoder, design.decoder), loss=log.loss,
                        epochs=epochs, steps_per_epoch=steps, seconds=time.perf_counter() - start, rate_distortion=record,
-                       density=model.density)
+                       density=model.density, replication=distribute.record(replication))
 
 
 def predicted_bits(density: keras.layers.Layer, latents: Latents, step: float = 1.0, *, fit_steps: int = 300) -> float:

@@ -135,6 +135,7 @@ def to_coding(mlp: IntegerMLP, coded: CodedBlocks, working_mode: str, exception_
         stream=coded.stream, exception_index=np.asarray(exception_index, dtype=np.int32),
         exception_offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
         exception_bytes=np.frombuffer(b"".join(exceptions), dtype=np.uint8).copy(),
+        refinement=mlp.refinement,
     )
 
 
@@ -150,7 +151,7 @@ def mlp_of(coding: PixelModelCoding) -> IntegerMLP:
         bias = np.asarray(coding.biases[b:b + n_out])
         layers.append(DenseInt(kernel=kernel, bias=bias, shift=int(coding.shifts[i]), relu=i < len(dims) - 2))
         k, b = k + n_in * n_out, b + n_out
-    return IntegerMLP(spec, layers)
+    return IntegerMLP(spec, layers, refinement=coding.refinement)
 
 
 def coded_blocks(coding: PixelModelCoding) -> CodedBlocks:

@@ -24,9 +24,11 @@ from latentpack.codec.pixel_model.network import (
     VALUE_UNIT,
     IntegerMLP,
     PixelModelSpec,
+    clamp,
     mixture_cdf,
     mixture_params,
 )
+from latentpack.codec.pixel_model.refine import CONTEXTS, NODES, PROB_BITS, AdaptiveCounts, neighbour_contexts, split_points
 
 __all__ = ["encode_block", "decode_block", "block_features", "training_features", "code_length_bits"]
 
@@ -158,16 +160,63 @@ def _bits(probs: np.ndarray, symbols: np.ndarray) -> float:
     return -float(np.log2(probs[np.arange(len(symbols)), symbols] / probs.sum(axis=1)).sum())
 
 
+def _code_refined(coder, params, row: np.ndarray, values: np.ndarray | None, counts: AdaptiveCounts,
+                  channel: int, context: np.ndarray) -> tuple[np.ndarray, float]:
+    """As `_code_wavefront`, with every decision a binary one refined by ``counts`` (format 1.5).
+
+    A sample walks the tree of `refine.split_points` from ``[0, 256)``: one call per round for
+    every sample still open; the model's probability of "up" at split ``mid`` of ``[lo, hi)`` is
+    ``(G(hi) - G(mid)) / (G(hi) - G(lo))`` with ``G(v) = F(v) + v * FLOOR``; ``context`` is
+    each row's `refine.neighbour_contexts`.
+    """
+    m, n = len(params), len(row)
+    edges = mixture_cdf(params, np.tile(np.array([[1, 255, 256]]), (m, 1)))
+    lo, hi = np.zeros(n, dtype=np.int64), np.full(n, 256, dtype=np.int64)
+    g_lo, g_hi = np.zeros(n, dtype=np.int64), edges[row, 2] + 256 * FLOOR
+    active, bits, depth = np.arange(n), 0.0, 0
+    while len(active):
+        a_lo, a_hi = lo[active], hi[active]
+        mid = split_points(a_lo, a_hi)
+        if depth == 0:    # [0, 256): split at 1
+            g_mid = edges[row, 0] + FLOOR
+        elif depth == 1:  # [1, 256): split at 255
+            g_mid = edges[row[active], 1] + 255 * FLOOR
+        else:
+            g_mid = mixture_cdf(params[row[active]], mid[:, None])[:, 0] + mid * FLOOR
+        depth += 1
+        top = g_hi[active]
+        p = clamp(((top - g_mid) << PROB_BITS) // (top - g_lo[active]), 1, (1 << PROB_BITS) - 1)
+        q, k0, w = counts.refine(p, (channel * NODES + mid) * CONTEXTS + context[active])
+        probs = np.stack([(1 << PROB_BITS) - q, q], axis=1).astype(np.float64)
+        up = _code(coder, probs, None if values is None else (values[active] >= mid).astype(np.int64))
+        if values is not None:
+            bits += _bits(probs, up)
+        counts.record(k0, w, up)
+        is_up = up == 1
+        lo[active] = np.where(is_up, mid, a_lo)
+        hi[active] = np.where(is_up, a_hi, mid)
+        g_lo[active] = np.where(is_up, g_mid, g_lo[active])
+        g_hi[active] = np.where(is_up, top, g_mid)
+        active = active[hi[active] - lo[active] > 1]
+    counts.commit()
+    return lo, bits
+
+
 def _run_block(coder, images: np.ndarray, mlp: IntegerMLP, decoding: bool) -> float:
     spec = mlp.spec
     n, h, w, c = images.shape
     padded = _padded(images, spec)
+    counts = AdaptiveCounts(c) if mlp.refinement else None
     bits = 0.0
     for rr, cc in _wavefronts(h, w, spec):
         for k in range(c):
             params, row = _run_network(mlp, block_features(padded, rr, cc, k, spec, (h, w)))
             known = None if decoding else padded[:, spec.rows + rr, spec.cols + cc, k].reshape(-1).astype(np.int64)
-            values, b = _code_wavefront(coder, params, row, known)
+            if counts is None:
+                values, b = _code_wavefront(coder, params, row, known)
+            else:
+                context = neighbour_contexts(padded, rr, cc, k, (spec.rows, spec.cols))
+                values, b = _code_refined(coder, params, row, known, counts, k, context)
             bits += b
             if decoding:
                 padded[:, spec.rows + rr, spec.cols + cc, k] = values.reshape(n, len(rr))

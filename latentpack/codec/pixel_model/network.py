@@ -31,6 +31,7 @@ __all__ = [
     "DenseInt",
     "IntegerMLP",
     "round_shift",
+    "clamp",
     "mixture_cdf",
     "feature_count",
 ]
@@ -41,6 +42,11 @@ ACT_BITS = 12
 EXACT_FLOAT_LIMIT = 1 << 53
 #: A sample value v in 0..255 enters the network as v * VALUE_UNIT (v / 256 with ACT_BITS bits).
 VALUE_UNIT = 1 << (ACT_BITS - 8)
+
+
+def clamp(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``a`` limited to ``lo..hi`` (as `np.clip`, without its per-call overhead on small integer arrays)."""
+    return np.minimum(np.maximum(a, lo), hi)
 
 
 def round_shift(a: np.ndarray, n: int) -> np.ndarray:
@@ -132,12 +138,14 @@ class IntegerMLP:
     Args:
         spec: The model's shape.
         layers: Its layers, first to last.
+        refinement: The adaptive refinement the coder puts on top (`refine.REFINEMENT`, format 1.5),
+            or None (1.3: the mixture alone).
 
     Raises:
         ValueError: when the layers do not chain from ``spec.inputs`` to ``spec.outputs``.
     """
 
-    def __init__(self, spec: PixelModelSpec, layers: Sequence[DenseInt]):
+    def __init__(self, spec: PixelModelSpec, layers: Sequence[DenseInt], refinement: str | None = None):
         width = spec.inputs
         for i, layer in enumerate(layers):
             if layer.kernel.ndim != 2 or layer.kernel.shape[0] != width or layer.bias.shape != (layer.kernel.shape[1],):
@@ -146,8 +154,12 @@ class IntegerMLP:
             width = layer.kernel.shape[1]
         if width != spec.outputs:
             raise ValueError(f"the last layer has {width} outputs, expected {spec.outputs}")
+        if refinement is not None and (spec.rows < 1 or spec.cols < 1):
+            raise ValueError(f"a refinement needs `rows` and `cols` >= 1 (its context is W, N, NW, NE), "
+                             f"got {spec.rows}, {spec.cols}")
         self.spec = spec
         self.layers = list(layers)
+        self.refinement = refinement
         # float64 when every layer's sums are provably exact integers, else int64 throughout
         self._floats = None
         if all(self._exact_float_plan()):
@@ -202,7 +214,7 @@ def mixture_params(out: np.ndarray, components: int) -> np.ndarray:
     pi = luts.pi_table()[np.minimum(d >> (ACT_BITS - 6), luts.PI_RANGE - 1)]
     mu = out[:, k:2 * k] << 8
     lo, hi = luts.LOG_SCALE_MIN * luts.LOG_SCALE_STEPS, luts.LOG_SCALE_MAX * luts.LOG_SCALE_STEPS
-    j = np.clip(round_shift(out[:, 2 * k:], ACT_BITS - 6), lo, hi)
+    j = clamp(round_shift(out[:, 2 * k:], ACT_BITS - 6), lo, hi)
     inv = luts.inv_scale_table()[j - lo]
     return np.concatenate([pi, mu, inv], axis=1)
 
@@ -218,7 +230,8 @@ def mixture_cdf(params: np.ndarray, values: np.ndarray) -> np.ndarray:
     shift = ACT_BITS + luts.INV_SCALE_BITS - 8
     edge = (values.astype(np.int64) << ACT_BITS) - (1 << (ACT_BITS - 1))
     t = round_shift((edge[:, :, None] - mu[:, None, :]) * inv[:, None, :], shift)
-    np.clip(t, -luts.SIGMOID_RANGE, luts.SIGMOID_RANGE, out=t)
+    np.maximum(t, -luts.SIGMOID_RANGE, out=t)
+    np.minimum(t, luts.SIGMOID_RANGE, out=t)
     sig = luts.sigmoid_table()[t + luts.SIGMOID_RANGE]
     sig[values == 0] = 0
     sig[values == 256] = 1 << luts.SIGMOID_BITS

@@ -26,7 +26,8 @@ import tensorflow as tf  # noqa: E402
 
 from latentpack.codec.pixel_model import luts  # noqa: E402
 from latentpack.codec.pixel_model.coder import training_features  # noqa: E402
-from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec
+from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec  # noqa: E402
+from latentpack.codec.pixel_model.refine import REFINEMENT  # noqa: E402
 
 __all__ = ["PixelModelTraining", "train_pixel_model", "to_integer", "training_set", "plan_pixel_model", "KERNEL_LIMIT"]
 
@@ -103,8 +104,12 @@ def train_pixel_model(x: np.ndarray, y: np.ndarray, spec: PixelModelSpec, steps:
     return model, PixelModelTraining(steps=done, seconds=seconds, float_bits_per_sample=bits)
 
 
-def to_integer(model, spec: PixelModelSpec) -> IntegerMLP:
-    """Round a trained network's weights into integer layers (int16 kernels, int32 biases)."""
+def to_integer(model, spec: PixelModelSpec, refinement: str | None = REFINEMENT) -> IntegerMLP:
+    """Round a trained network's weights into integer layers (int16 kernels, int32 biases).
+
+    ``refinement`` (default: the adaptive counts of format 1.5) is what the coder puts on top;
+    None codes with the mixture alone (1.3).
+    """
     layers = []
     dense = [layer for layer in model.layers if layer.weights]
     for i, layer in enumerate(dense):
@@ -114,7 +119,7 @@ def to_integer(model, spec: PixelModelSpec) -> IntegerMLP:
         k_int = np.rint(kernel * (1 << shift)).astype(np.int16)
         b_int = np.clip(np.rint(bias * float(1 << (ACT_BITS + shift))), -(1 << 31), (1 << 31) - 1).astype(np.int32)
         layers.append(DenseInt(kernel=k_int, bias=b_int, shift=shift, relu=i < len(dense) - 1))
-    return IntegerMLP(spec, layers)
+    return IntegerMLP(spec, layers, refinement=refinement)
 
 
 #: Hidden widths tried, narrowest first; a folder gets the widest whose weights it can pay for.
@@ -122,8 +127,8 @@ WIDTHS = (16, 32, 64)
 #: The weights (16 bits each) may cost at most this fraction of a bit per sample.
 WEIGHT_BITS_PER_SAMPLE = 1 / 32
 #: Training passes over the samples, and the bounds on the optimiser steps.
-DEFAULT_EPOCHS = 10
-MIN_STEPS, MAX_STEPS = 4000, 30000
+DEFAULT_EPOCHS = 30
+MIN_STEPS, MAX_STEPS = 12000, 40000
 BATCH_SAMPLES = 8192
 
 

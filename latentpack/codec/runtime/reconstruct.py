@@ -23,7 +23,7 @@ from latentpack.codec.entropy.latent_coding import CHUNK, decode_latents, dequan
 from latentpack.codec.runtime.numpy_decoder import NumpyDecoder
 from latentpack.formats.decoder_spec import DecoderSpec, layer_shapes, validate_architecture
 from latentpack.formats.errors import ArchiveError, CorruptArchiveError
-from latentpack.formats.validate import decoder_input
+from latentpack.formats.validate import decoder_input, distinct_rows
 from latentpack.formats.schema import DecoderWeights, ImageTable, Latents
 from latentpack.fs.images import from_working
 
@@ -31,7 +31,9 @@ __all__ = [
     "load_decoder",
     "to_uint8",
     "iter_reconstructions",
+    "decode_batch",
     "decode_costs",
+    "decode_cost",
     "check_decodable",
     "MAX_BATCH_PIXELS",
     "MAX_BATCH_SCALARS",
@@ -133,15 +135,18 @@ def decode_costs(spec: DecoderSpec, latent_shapes: np.ndarray) -> np.ndarray:
     Raises:
         SpecError: a latent shape does not fit the decoder.
     """
-    cache: dict[tuple[int, ...], int] = {}
-    out = np.zeros(len(latent_shapes), dtype=np.int64)
-    for i, row in enumerate(latent_shapes):
-        key = tuple(int(d) for d in row)
-        if key not in cache:
-            shapes = [decoder_input(spec, key)] + layer_shapes(spec, decoder_input(spec, key))
-            cache[key] = max(int(np.prod(np.array(s, dtype=np.int64))) for s in shapes)
-        out[i] = cache[key]
-    return out
+    latent_shapes = np.asarray(latent_shapes).reshape(-1, 3)
+    if not len(latent_shapes):
+        return np.zeros(0, dtype=np.int64)
+    distinct, which = distinct_rows(latent_shapes)
+    costs = np.array([decode_cost(spec, tuple(int(d) for d in row)) for row in distinct], dtype=np.int64)
+    return costs[which]
+
+
+def decode_cost(spec: DecoderSpec, latent_shape: tuple[int, ...]) -> int:
+    """Scalars in the largest tensor the decoder makes for one latent shape (`decode_costs`)."""
+    shapes = [decoder_input(spec, latent_shape)] + layer_shapes(spec, decoder_input(spec, latent_shape))
+    return max(int(np.prod(np.array(s, dtype=np.int64))) for s in shapes)
 
 
 def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequence[str], indices: Sequence[int]) -> np.ndarray:
@@ -154,7 +159,9 @@ def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequenc
         ArchiveError: naming the image and ``/latents/shapes``.
     """
     costs = decode_costs(spec, latent_shapes)
-    for i in indices:
+    rows = np.asarray(indices, dtype=np.int64)
+    over = rows[costs[rows] > MAX_DECODE_SCALARS] if len(rows) else rows
+    for i in over[:1].tolist():
         if costs[i] > MAX_DECODE_SCALARS:
             raise ArchiveError(
                 f"row {i} ({names[i]!r}): decoding needs a tensor of {int(costs[i]):,} float32 values, "
@@ -164,15 +171,16 @@ def check_decodable(spec: DecoderSpec, latent_shapes: np.ndarray, names: Sequenc
     return costs
 
 
-def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], costs: np.ndarray) -> Iterator[list[int]]:
+def _batches(latents: Latents, images: ImageTable, indices: Sequence[int], spec: DecoderSpec) -> Iterator[list[int]]:
     batch: list[int] = []
     pixels = 0
     scalars = 0
     shape = None
+    costs: dict[tuple[int, ...], int] = {}  # by latent shape: only the requested images' shapes are costed
     for i in indices:
         s = tuple(int(v) for v in latents.shapes[i])
         h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
-        cost = int(costs[i])
+        cost = costs[s] if s in costs else costs.setdefault(s, decode_cost(spec, s))
         if batch and (s != shape or pixels + h * w > MAX_BATCH_PIXELS or scalars + cost > MAX_BATCH_SCALARS):
             yield batch
             batch, pixels, scalars = [], 0, 0
@@ -191,6 +199,20 @@ def _check_finite(values: np.ndarray, batch: list[int], images: ImageTable, hdf5
         i = batch[int(np.argmax(bad))]
         raise CorruptArchiveError(f"image {i} ({images.names[i]!r}): {reason}; refusing to write garbage",
                            hdf5_path=hdf5_path)
+
+
+def decode_batch(decoder: NumpyDecoder, latents: Latents, images: ImageTable, batch: list[int]) -> np.ndarray:
+    """``x_hat`` in [0, 1] of images sharing one latent shape, one decoder call (uncropped).
+
+    Raises:
+        CorruptArchiveError: a latent or an output that is not finite, naming the image.
+    """
+    z = np.stack([latents.get(i) for i in batch])
+    _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
+    with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
+        x_hat = decoder(z)
+    _check_finite(x_hat, batch, images, "/decoder", "the decoder's output is not finite")
+    return x_hat
 
 
 def iter_reconstructions(
@@ -216,13 +238,8 @@ def iter_reconstructions(
     if latents.coding != "float32":
         latents = float_latents(latents)
     mode = decoder.spec.output_mode
-    costs = decode_costs(decoder.spec, latents.shapes)
-    for batch in _batches(latents, images, indices, costs):
-        z = np.stack([latents.get(i) for i in batch])
-        _check_finite(z, batch, images, "/latents", "its latents (value or step) are not finite float32")
-        with np.errstate(all="ignore"):  # overflow shows up as inf below, never as a RuntimeWarning
-            x_hat = decoder(z)
-        _check_finite(x_hat, batch, images, "/decoder", "the decoder's output is not finite")
+    for batch in _batches(latents, images, indices, decoder.spec):
+        x_hat = decode_batch(decoder, latents, images, batch)
         for k, i in enumerate(batch):
             h, w = int(images.shapes[i][0]), int(images.shapes[i][1])
             working = to_uint8(x_hat[k, :h, :w, :])

@@ -19,5 +19,6 @@ from latentpack.formats.elements import quality  # noqa: F401
 from latentpack.formats.elements import training  # noqa: F401
 from latentpack.formats.elements import lossless  # noqa: F401
 from latentpack.formats.elements import pixels  # noqa: F401
+from latentpack.formats.elements import additions  # noqa: F401
 
 __all__: list[str] = []

@@ -92,7 +92,7 @@ def round_weights(decoder: DecoderWeights, weight_dtype: str) -> DecoderWeights:
 
 @register
 class DecoderElement(
-    Element, encoding_type="decoder", label="decoder weights", reads=("1.0", "1.1", "1.2", "1.3", "1.4"), display=0,
+    Element, encoding_type="decoder", label="decoder weights", reads=("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"), display=0,
     header_bits="stored_decoder_bits",
 ):
     fields = (

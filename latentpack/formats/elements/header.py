@@ -34,7 +34,7 @@ def _fail(reason: str) -> CorruptArchiveError:
 
 @register
 class HeaderElement(
-    Element, encoding_type="header", label="header", reads=("1.0", "1.1", "1.2", "1.3", "1.4"), display=-1, summary=True
+    Element, encoding_type="header", label="header", reads=("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"), display=-1, summary=True
 ):
     fields = (
         *(_int(name) for name in ("w", "y", "latent_scalars", "x_bits", "z_bits", "latent_bits", "lhs_bits")),

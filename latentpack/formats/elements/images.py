@@ -44,12 +44,43 @@ def _check_name(i: int, name: Any) -> None:
         raise _fail("/images/names", f"entry {i}: must not contain empty, '.' or '..' components, got {name!r}")
 
 
+def _names_pass(names: Sequence[Any]) -> bool:
+    """Whether every name surely passes `_check_name` and none repeats, from whole-list operations.
+
+    Each name is wrapped as ``/name/`` and all are joined with NUL: an empty,
+    ``.`` or ``..`` component (or a leading or trailing slash) shows as
+    ``//``, ``/./`` or ``/../``; a NUL in a name as one NUL too many. False
+    means "look name by name" (which names the first at fault).
+    """
+    try:
+        joined = "/\x00/".join(names)
+    except TypeError:  # not all strings
+        return False
+    wrapped = f"/{joined}/"
+    if any(bad in wrapped for bad in ("//", "/./", "/../", "\\")) or wrapped.count("\x00") != max(len(names) - 1, 0):
+        return False
+    longest = max(map(len, names), default=0)
+    if longest * 4 > MAX_NAME_BYTES and any(len(n.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for n in names):
+        return False
+    return len(set(names)) == len(names)
+
+
 def _check_labels(path: str, labels: Sequence[Any], w: int, lo: int, hi: int) -> None:
     if len(labels) != w:
         raise _fail(path, f"expected {w} entries, got {len(labels)}")
+    try:
+        distinct = set(labels)  # a mode or format repeats for every image: each one checked once
+    except TypeError:  # unhashable: not a string
+        distinct = None
+    if distinct is not None and all(_label_ok(label, lo, hi) for label in distinct):
+        return
     for i, label in enumerate(labels):
-        if not isinstance(label, str) or not lo <= len(label) <= hi or not (label.isascii() and label.isprintable()):
+        if not _label_ok(label, lo, hi):
             raise _fail(path, f"entry {i}: expected {lo} to {hi} printable ASCII characters, got {label!r}")
+
+
+def _label_ok(label: Any, lo: int, hi: int) -> bool:
+    return isinstance(label, str) and lo <= len(label) <= hi and label.isascii() and label.isprintable()
 
 
 def _check_shapes(shapes: np.ndarray, w: int) -> None:
@@ -68,12 +99,13 @@ def check_image_table(table: ImageTable, w: int, version: tuple[int, int]) -> No
     names = table.names
     if len(names) != w:
         raise _fail("/images/names", f"expected {w} entries, got {len(names)}")
-    seen: set[str] = set()  # the names themselves, no index object per name
-    for i, name in enumerate(names):
-        _check_name(i, name)
-        if name in seen:
-            raise _fail("/images/names", f"entries {list(names).index(name)} and {i}: duplicate name {name!r}")
-        seen.add(name)
+    if not _names_pass(names):
+        seen: set[str] = set()  # the names themselves, no index object per name
+        for i, name in enumerate(names):
+            _check_name(i, name)
+            if name in seen:
+                raise _fail("/images/names", f"entries {list(names).index(name)} and {i}: duplicate name {name!r}")
+            seen.add(name)
     _check_labels("/images/modes", table.modes, w, 1, 16)
     _check_labels("/images/formats", table.formats, w, 0, 32)
     k = table.sha256.shape[1]

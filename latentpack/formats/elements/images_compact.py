@@ -72,7 +72,7 @@ def _tiled_shape(attrs: Mapping[str, Any], w: int) -> np.ndarray:
 
 
 @register
-class CompactImages(Images, encoding_type="images", label="image metadata", reads=("1.4",), display=3):
+class CompactImages(Images, encoding_type="images", label="image metadata", reads=("1.4", "1.5"), display=3):
     fields = (
         _attr("mode", STR),
         _attr("format", STR),

@@ -28,7 +28,7 @@ def _fail(path: str, reason: str) -> CorruptArchiveError:
 
 
 @register
-class CodedLatents(LatentsBase, variant="range-categorical", reads=("1.1", "1.2", "1.3", "1.4")):
+class CodedLatents(LatentsBase, variant="range-categorical", reads=("1.1", "1.2", "1.3", "1.4", "1.5")):
     fields = (
         Field("coding", STR, attr=True, since="1.1", const="range-categorical"),
         Field("step", np.float64, attr=True, since="1.1", member=_Q + "step", counted=True),
@@ -37,7 +37,7 @@ class CodedLatents(LatentsBase, variant="range-categorical", reads=("1.1", "1.2"
               storage=h5write.PACKED_IF_ANY, reshape=(-1,)),
         Field("counts", np.uint16, (None, None), since="1.1", member=_Q + "counts", storage=h5write.PACKED_IF_ANY),
         Field("stream", np.uint32, (None,), since="1.1", member=_Q + "stream", storage=h5write.CHECKED_IF_ANY,
-              reshape=(-1,)),
+              reshape=(-1,), bulk=True),
         *LATENT_INDEX,
     )
 

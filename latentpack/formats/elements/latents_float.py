@@ -13,26 +13,36 @@ import numpy as np
 from latentpack.formats import h5write
 from latentpack.formats.elements.latents import LATENT_INDEX, LatentsBase
 from latentpack.formats.errors import CorruptArchiveError
+from latentpack.formats.lazy import LazyArray
 from latentpack.formats.registry import Context, Field, register
 from latentpack.formats.schema import Latents
 
-__all__ = ["FloatLatents", "check_latent_values"]
+__all__ = ["FloatLatents", "check_latent_values", "check_finite_latents"]
 
 #: Latent values are written in chunks of this many values at most.
 CHUNK_VALUES = 1 << 16
 
 
-def check_latent_values(values: np.ndarray, n_values: int) -> None:
-    """The flat latent values are `n_values` long and finite."""
+def check_latent_values(values: np.ndarray | LazyArray, n_values: int) -> None:
+    """The flat latent values are `n_values` long and finite (lazy ones: each slice when it is read)."""
     if len(values) != n_values:
         raise CorruptArchiveError(f"expected shape ({n_values},), got {tuple(values.shape)}", hdf5_path="/latents/values")
+    if not isinstance(values, LazyArray):
+        check_finite_latents(values)
+
+
+def check_finite_latents(values: np.ndarray) -> None:
+    """Latent values are finite."""
     if not np.all(np.isfinite(values)):
         raise CorruptArchiveError("latents must be finite (found NaN or infinity)", hdf5_path="/latents/values")
 
 
 @register
-class FloatLatents(LatentsBase, variant="float32", reads=("1.0", "1.1", "1.2", "1.3", "1.4"), header_bits=None):
-    fields = (Field("values", np.float32, (None,), storage=h5write.CHECKED, reshape=(-1,)), *LATENT_INDEX)
+class FloatLatents(LatentsBase, variant="float32", reads=("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"), header_bits=None):
+    fields = (Field("values", np.float32, (None,), storage=h5write.CHECKED, reshape=(-1,), bulk=True), *LATENT_INDEX)
+
+    def check_slice(self, name: str, values: np.ndarray) -> None:
+        check_finite_latents(values)
 
     def n_values(self, obj: Latents) -> int:
         return len(obj.values)

@@ -28,7 +28,7 @@ def check_index_codes(codes: IndexCodes) -> None:
 
 
 @register
-class IndexLatents(LatentsBase, variant="index", reads=("1.1", "1.2", "1.3", "1.4")):
+class IndexLatents(LatentsBase, variant="index", reads=("1.1", "1.2", "1.3", "1.4", "1.5")):
     fields = (
         Field("coding", STR, attr=True, since="1.1", const="index"),
         Field("generator", STR, attr=True, since="1.1", const=INDEX_CODE_GENERATOR),

@@ -54,7 +54,7 @@ def check_index_shapes(archive: Any, base: str) -> None:
 
 @register
 class Lossless(
-    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2", "1.3", "1.4"), since="1.1",
+    Element, encoding_type="lossless", label="lossless residuals", reads=("1.1", "1.2", "1.3", "1.4", "1.5"), since="1.1",
     optional=True, display=2, header_bits="residual_bits",
 ):
     fields = (
@@ -67,7 +67,7 @@ class Lossless(
         _data("exception_index", np.int32, ("w",)),
         _data("exception_offsets", np.int64),
         _data("exception_bytes", np.uint8),
-        Field("stream", np.uint32, (None,), since="1.1", storage=h5write.CHECKED_IF_ANY, reshape=(-1,)),
+        Field("stream", np.uint32, (None,), since="1.1", storage=h5write.CHECKED_IF_ANY, reshape=(-1,), bulk=True),
     )
 
     def normalise(self, obj: LosslessResiduals) -> LosslessResiduals:

@@ -1,5 +1,9 @@
 """``/pixels`` (1.3, optional): every image's working pixels range-coded under a learned per-pixel model.
 
+(1.5) The ``refinement`` attribute names adaptive counts the coder puts on
+top of the mixture (nothing more is stored); without it the mixture alone
+codes, as in 1.3.
+
 An archive with it stores no ``/decoder`` and no ``/latents`` (it replaces
 them) and no ``/lossless`` (it excludes it): the integer network alone
 predicts each sample from the samples decoded before it (docs/FORMAT.md,
@@ -24,7 +28,7 @@ from latentpack.formats.registry import BOOL, STR, Context, Element, Field, regi
 from latentpack.formats.schema import PixelModelCoding
 from latentpack.formats.validate import check_blocks, check_exceptions
 
-__all__ = ["Pixels", "TABLES_SHA256", "WORKING_MODES", "feature_count", "layer_sizes", "check_pixels"]
+__all__ = ["Pixels", "TABLES_SHA256", "REFINEMENTS", "WORKING_MODES", "feature_count", "layer_sizes", "check_pixels"]
 
 #: sha256 of the model's three lookup tables (docs/FORMAT.md; `latentpack.codec.pixel_model.luts.table_digest`).
 TABLES_SHA256 = "d4b43d0c51ecc20ef1e6f62aef92caafcabd3b172ef628b5ebdcf3c42d96d94a"
@@ -32,6 +36,8 @@ TABLES_SHA256 = "d4b43d0c51ecc20ef1e6f62aef92caafcabd3b172ef628b5ebdcf3c42d96d94
 WORKING_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 #: Limits of the model's shape: window rows and columns, components, hidden layers and their widths, shifts.
 MAX_WINDOW, MAX_COMPONENTS, MAX_LAYERS, MAX_WIDTH, MAX_SHIFT = 8, 16, 8, 1024, 30
+#: (1.5) Adaptive refinements a reader knows (docs/FORMAT.md, "Adaptive refinement").
+REFINEMENTS = ("node-context-counts",)
 #: Most inputs per sample: the row hash has this many multipliers (docs/FORMAT.md, "Coding order").
 MAX_INPUTS = 512
 
@@ -72,6 +78,14 @@ def _check_attrs(attrs: Mapping[str, Any]) -> None:
                            f"got {rows}, {cols}")
     if not 1 <= attrs["components"] <= MAX_COMPONENTS:
         raise _fail(_BASE, f"attribute components: expected 1..{MAX_COMPONENTS}, got {attrs['components']}")
+    refinement = attrs.get("refinement")
+    if refinement is not None:
+        if refinement not in REFINEMENTS:
+            raise _fail(_BASE, f"attribute refinement: expected one of {list(REFINEMENTS)}, got {refinement!r} "
+                               "(written by a newer latentpack?)")
+        if rows < 1 or cols < 1:
+            raise _fail(_BASE, f"attribute refinement: needs rows and cols >= 1 (its context is W, N, NW, NE), "
+                               f"got {rows}, {cols}")
     inputs = feature_count(rows, cols, attrs["channels"], attrs["position"])
     if inputs > MAX_INPUTS:
         raise _fail(_BASE, f"attributes rows, cols, channels, position: {inputs} inputs per sample, more than the "
@@ -141,7 +155,7 @@ def _data(name: str, dtype: Any, shape: Any = (None,), counted: bool | None = No
 
 @register
 class Pixels(
-    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3", "1.4"), since="1.3",
+    Element, encoding_type="pixels", label="pixel model and coded pixels", reads=("1.3", "1.4", "1.5"), since="1.3",
     optional=True, display=0, header_bits="residual_bits", replaces=("decoder", "latents"), excludes=("lossless",),
 ):
     fields = (
@@ -156,10 +170,11 @@ class Pixels(
         _data("order", np.int64, ("w",)),
         _data("block_bounds", np.int64),
         _data("stream_offsets", np.int64),
-        Field("stream", np.uint32, (None,), since="1.3", storage=h5write.CHECKED_IF_ANY, reshape=(-1,)),
+        Field("stream", np.uint32, (None,), since="1.3", storage=h5write.CHECKED_IF_ANY, reshape=(-1,), bulk=True),
         _data("exception_index", np.int32, ("w",)),
         _data("exception_offsets", np.int64),
         _data("exception_bytes", np.uint8),
+        Field("refinement", STR, attr=True, since="1.5", required=False),
     )
 
     def model_terms(self, sizes: Mapping[str, int]) -> dict[str, int]:
@@ -211,4 +226,4 @@ class Pixels(
         self._account(archive._ctx, n)
 
     def build(self, values: dict[str, Any], archive: Any) -> PixelModelCoding:
-        return PixelModelCoding(**{f.name: values[f.name] for f in self.fields if f.const is None})
+        return PixelModelCoding(**{f.name: values.get(f.name) for f in self.fields if f.const is None})

@@ -74,7 +74,7 @@ class QualityElement(Element, encoding_type="quality", label="quality", reads=("
 
 
 @register
-class CompactQuality(QualityElement, encoding_type="quality", label="quality", reads=("1.4",), display=4):
+class CompactQuality(QualityElement, encoding_type="quality", label="quality", reads=("1.4", "1.5"), display=4):
     fields = (
         Field("mean_psnr", np.float64, attr=True, derived=True),
         Field("min_psnr", np.float64, attr=True, derived=True),

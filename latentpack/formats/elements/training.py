@@ -13,7 +13,7 @@ __all__ = ["Training"]
 
 
 @register
-class Training(Element, encoding_type="training", label="training log", reads=("1.0", "1.1", "1.2", "1.3", "1.4"), display=5):
+class Training(Element, encoding_type="training", label="training log", reads=("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"), display=5):
     fields = (Field("config", STR, (), storage=h5write.TEXT),)
 
     def value(self, contents: Any) -> dict[str, Any]:
