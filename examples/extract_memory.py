@@ -76,7 +76,12 @@ def first_images(archive: Path, n: int, out: Path) -> Path:
 
 def measure(archive: Path, outdir: Path) -> tuple[float, float]:
     """Peak RSS (MB) and wall seconds of ``latentpack extract archive -o outdir`` in its own process."""
-    cmd = [sys.executable, "-m", "latentpack", "extract", str(archive), "-o", str(outdir)]
+    return peak_rss(["extract", str(archive), "-o", str(outdir)])
+
+
+def peak_rss(args: list[str]) -> tuple[float, float]:
+    """Peak RSS (MiB: the kernel's ``ru_maxrss`` of that process) and wall seconds of ``latentpack ARGS``."""
+    cmd = [sys.executable, "-m", "latentpack", *args]
     with tempfile.TemporaryFile() as log:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)

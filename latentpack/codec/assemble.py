@@ -110,24 +110,22 @@ def image_table(folder: ImageFolder, digest_bytes: int = 32, file_sizes: bool = 
     recorded, format 1.4): no command reads it, the header keeps the folder's
     total, and on digits it costs more than a byte per image.
     """
-    palettes = [im.palette for im in folder.images if im.palette is not None]
+    images = folder.images
+    palettes = images.palettes  # the P images' only
     index = np.full(len(folder), -1, dtype=np.int32)
-    k = 0
-    for i, im in enumerate(folder.images):
-        if im.palette is not None:
-            index[i] = k
-            k += 1
-    digests = b"".join(im.sha256 for im in folder.images)
+    index[sorted(palettes)] = np.arange(len(palettes), dtype=np.int32)
+    digests = images.sha256
     return ImageTable(
-        names=[im.name for im in folder.images],
-        shapes=np.array([(im.height, im.width, im.channels) for im in folder.images], dtype=np.int32).reshape(-1, 3),
-        modes=[im.mode for im in folder.images],
-        formats=[im.format for im in folder.images],
-        sha256=np.frombuffer(digests, dtype=np.uint8).reshape(-1, 32)[:, :digest_bytes].copy(),
+        names=list(images.names),
+        shapes=np.stack([images.heights, images.widths, images.channels], axis=1).astype(np.int32).reshape(-1, 3),
+        modes=images.modes,
+        formats=images.formats,
+        sha256=digests[:, :digest_bytes].copy(),
         sha256_all=None if digest_bytes == 32 else np.frombuffer(hashlib.sha256(digests).digest(), np.uint8).copy(),
         palette_index=index,
-        palettes=np.stack(palettes).astype(np.uint8) if palettes else np.zeros((0, 256, 4), np.uint8),
-        file_bytes=np.array([im.file_bytes if file_sizes else -1 for im in folder.images], dtype=np.int64),
+        palettes=np.stack([palettes[i] for i in sorted(palettes)]).astype(np.uint8) if palettes
+        else np.zeros((0, 256, 4), np.uint8),
+        file_bytes=images.file_bytes.copy() if file_sizes else np.full(len(folder), -1, dtype=np.int64),
     )
 
 
@@ -149,8 +147,7 @@ def measure_quality(folder: ImageFolder, decoder: NumpyDecoder, latents: Latents
     out = np.empty(len(folder), dtype=np.float64)
     with progress("Measuring quality", len(folder)) as bar:
         for i, _, image in iter_reconstructions(decoder, latents, table):
-            im = folder.images[i]
-            original = _natural_of_working(folder.working(i), folder.working_mode, im.natural_mode)
+            original = _natural_of_working(folder.working(i), folder.working_mode, folder.images.natural_mode(i))
             p = int(table.palette_index[i])
             recon, _ = natural_pixels(image, table.palettes[p] if p >= 0 else None)
             if recon.shape != original.shape:  # e.g. palette image whose alpha vanished
@@ -166,7 +163,7 @@ def open_original(folder: ImageFolder, i: int) -> Image.Image:
     `open_image` checks it again first (format, decompression bombs, truncation),
     so a file swapped since it was read is refused, not trusted.
     """
-    path = folder.images[i].path
+    path = folder.images.path(i)
     open_image(path)
     with Image.open(path) as img:  # as open_image does
         img.load()

@@ -33,7 +33,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -176,9 +176,9 @@ class StepSample:
 def step_sample(staged: ImageFolder, latents: Latents) -> StepSample:
     """The images a step is chosen on (equal latent shapes and image sizes: one batch)."""
     first = tuple(int(v) for v in latents.shapes[0])
-    size0 = (staged.images[0].height, staged.images[0].width)
-    same = [i for i in range(len(staged)) if tuple(int(v) for v in latents.shapes[i]) == first
-            and (staged.images[i].height, staged.images[i].width) == size0]
+    h0, w0 = staged.images.size(0)
+    same = np.flatnonzero(np.all(np.asarray(latents.shapes) == np.array(first), axis=1)
+                          & (staged.images.heights == h0) & (staged.images.widths == w0))
     indices = sorted(np.random.default_rng(0).permutation(same)[:STEP_SAMPLE].tolist())
     values = np.concatenate([latents.values[latents.offsets[i] : latents.offsets[i + 1]] for i in indices])
     return StepSample(indices, values, first)

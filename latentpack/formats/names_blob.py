@@ -21,6 +21,7 @@ byte 0), which deflate alone still compresses.
 from __future__ import annotations
 
 import zlib
+from array import array
 from typing import Sequence
 
 import numpy as np
@@ -114,7 +115,7 @@ def decode_names(blob: np.ndarray, w: int) -> list[str]:
     raw = _inflate(blob)
     records = _split(raw, w)
     cap, spelled, prev_len = names_cap(blob.size), 0, 0
-    for i, (start, end) in enumerate(records):  # lengths first: nothing is spelled out unchecked
+    for i, (start, end) in enumerate(zip(*records)):  # lengths first: nothing is spelled out unchecked
         if raw[start] > prev_len:
             raise _fail(f"entry {i}: shares {raw[start]} bytes with the name before it, which has {prev_len}")
         prev_len = raw[start] + end - start - 1
@@ -122,7 +123,7 @@ def decode_names(blob: np.ndarray, w: int) -> list[str]:
         if spelled > cap:
             raise _fail(f"the names spell more than {cap} bytes (the limit for {blob.size} stored bytes)")
     names, prev = [], b""
-    for i, (start, end) in enumerate(records):
+    for i, (start, end) in enumerate(zip(*records)):
         name = prev[: raw[start]] + raw[start + 1 : end]
         try:
             names.append(name.decode("utf-8"))
@@ -132,19 +133,26 @@ def decode_names(blob: np.ndarray, w: int) -> list[str]:
     return names
 
 
-def _split(raw: bytes, w: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of each record: its prefix byte at ``start``, its closing NUL at ``end``."""
-    records: list[tuple[int, int]] = []
+def _split(raw: bytes, w: int) -> tuple[array, array]:
+    """``(starts, ends)`` of the records: each one's prefix byte at ``start``, its closing NUL at ``end``.
+
+    Two int64 arrays: a tuple per record would cost about 120 bytes a name
+    while the names are read.
+    """
+    starts, ends = array("q"), array("q")
     pos = 0
-    for end in np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 0).tolist():
-        if end == pos:  # the record's prefix byte is 0: its closing NUL comes later
-            continue
-        if len(records) == w:
-            raise _fail(f"expected {w} names, got more")
-        records.append((pos, end))
-        pos = end + 1
+    nuls = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 0)
+    for a in range(0, len(nuls), 1 << 16):
+        for end in nuls[a : a + (1 << 16)].tolist():
+            if end == pos:  # the record's prefix byte is 0: its closing NUL comes later
+                continue
+            if len(starts) == w:
+                raise _fail(f"expected {w} names, got more")
+            starts.append(pos)
+            ends.append(end)
+            pos = end + 1
     if pos != len(raw):
         raise _fail("the last record has no closing NUL")
-    if len(records) != w:
-        raise _fail(f"expected {w} names, got {len(records)}")
-    return records
+    if len(starts) != w:
+        raise _fail(f"expected {w} names, got {len(starts)}")
+    return starts, ends

@@ -6,12 +6,16 @@ before anything is trained or written, collects *every* bad file with its
 reason, and stages the working pixels of the good ones in a temporary
 memory-mapped file, so training and encoding read batches from disk instead of
 holding the folder in memory.
+
+Memory per image is its name and a few dozen bytes of columns
+(`latentpack.fs.records`); the staging file's pages are given back as they
+are read (`ImageFolder.pages_read`). ``examples/memory_curve.py`` measures it.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -21,6 +25,8 @@ import numpy as np
 from latentpack.errors import LatentpackError, OptionError
 from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, OpenedImage, open_image, to_working
 from latentpack.fs.names import UnsafeNameError, check_name, display_name
+from latentpack.fs.records import FolderImage, FolderImages
+from latentpack.fs.scan import scan_folder, scan_names
 from latentpack.fs.special import NotRegularFileError, file_kind, open_regular
 from latentpack.progress import ProgressFactory, null_progress
 
@@ -40,56 +46,8 @@ class BadImagesError(LatentpackError, ValueError):
         )
 
 
-@dataclass
-class FolderImage:
-    """Metadata of one input image (its pixels live in the staging file)."""
-
-    name: str
-    mode: str
-    format: str
-    height: int
-    width: int
-    channels: int
-    natural_mode: str
-    palette: np.ndarray | None
-    sha256: bytes
-    file_bytes: int
-    path: Path | None = None  # the file it was read from (compress re-opens the rare lossless exception)
-
-
-def scan_folder(folder: Path, exclude: Sequence[Path] = ()) -> list[tuple[str, Path]]:
-    """List the files under ``folder`` as (relative POSIX name, path), sorted.
-
-    Hidden files and folders (names starting with ``.``) are skipped and the
-    paths in ``exclude`` are left out. Symlinked folders are not followed, and
-    folders that cannot be listed are not skipped: both are listed like
-    files, so that reading them reports them as bad.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is not a folder")
-    skip = {os.path.realpath(p) for p in exclude}
-    found = []
-    unlisted: list[OSError] = []
-    for root, dirs, files in os.walk(folder, onerror=unlisted.append):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-        for name in files + linked:  # a symlinked folder is listed (and refused), not followed
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            if os.path.realpath(path) in skip:
-                continue
-            rel = path.relative_to(folder).as_posix()
-            found.append((unicodedata.normalize("NFC", rel), path))
-    for err in unlisted:  # a folder that cannot be listed is reported, not silently skipped
-        path = Path(err.filename)
-        if path != folder:
-            found.append((unicodedata.normalize("NFC", path.relative_to(folder).as_posix()), path))
-        else:
-            raise err
-    found.sort(key=lambda item: item[0])
-    return found
+#: Staged pixels read since the last release before the mapping's pages are given back (`ImageFolder.release_pages`).
+RELEASE_BYTES = 16 << 20
 
 
 @dataclass
@@ -97,22 +55,37 @@ class ImageFolder:
     """The good images of a folder, their metadata and staged working pixels.
 
     Attributes:
-        images: Metadata, in archive order.
+        images: Metadata, in archive order (`FolderImages`: columns; a list
+            of `FolderImage` given here is turned into them).
         working_mode: The mode every image was widened to.
         offsets: (w+1,) int64 offsets of each image in ``pixels``.
-        pixels: Flat uint8 memmap of the working pixels of all images.
+        pixels: Flat uint8 working pixels of all images: a read-only map of
+            the staging file (or any array).
         folder_bytes: Total size of the files on disk.
         skipped: (display name, reason) of the bad files left out with
             ``skip_bad``.
+
+    Memory: the staging file's pages that a reader touches count in the
+    process's resident memory while they stay mapped (784 bytes a digit, the
+    whole folder after one pass). `working`, `batch` and `pages_read` count
+    what is read and give the pages back to the kernel's cache every
+    `RELEASE_BYTES` (``madvise(MADV_DONTNEED)``: the next read maps them
+    again from the cache), so passes over the folder do not grow it.
     """
 
-    images: list[FolderImage]
+    images: FolderImages
     working_mode: str
     offsets: np.ndarray
     pixels: np.ndarray
     folder_bytes: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     _tmpdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    _map: mmap.mmap | None = field(default=None, repr=False)
+    _unreleased: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, FolderImages):
+            self.images = FolderImages.of(self.images)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -122,22 +95,38 @@ class ImageFolder:
         return NATURAL_CHANNELS[self.working_mode]
 
     def working(self, i: int) -> np.ndarray:
-        """The working pixels of image ``i``, (H, W, C) uint8, a view of the memmap."""
-        im = self.images[i]
-        return self.pixels[self.offsets[i] : self.offsets[i + 1]].reshape(im.height, im.width, self.channels)
+        """The working pixels of image ``i``, (H, W, C) uint8, a view of the staging file."""
+        h, w = self.images.size(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        self.pages_read(b - a)
+        return self.pixels[a:b].reshape(h, w, self.channels)
 
     def batch(self, indices: Sequence[int]) -> np.ndarray:
         """Working pixels of equal-sized images stacked to (B, H, W, C) uint8."""
         return np.stack([self.working(int(i)) for i in indices])
 
+    def pages_read(self, nbytes: int) -> None:
+        """Count ``nbytes`` of staged pixels read (through a view); release the pages every `RELEASE_BYTES`."""
+        self._unreleased += int(nbytes)
+        if self._unreleased >= RELEASE_BYTES:
+            self.release_pages()
+
+    def release_pages(self) -> None:
+        """Unmap the staging file's resident pages (they stay in the kernel's cache); views stay valid."""
+        self._unreleased = 0
+        if self._map is not None and not self._map.closed and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+
     @property
     def x_bits(self) -> int:
         """Raw size: height*width*channels*8 of every original, summed."""
-        return sum(im.height * im.width * im.channels * 8 for im in self.images)
+        im = self.images
+        return int(np.sum(im.heights * im.widths * im.channels)) * 8
 
     def close(self) -> None:
         """Drop the staging file."""
         self.pixels = np.zeros(0, np.uint8)
+        self._map = None  # closed once no view holds it
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
@@ -210,24 +199,25 @@ def read_folder(
         OptionError: (a ValueError) the folder holds no images.
     """
     progress = progress or null_progress
-    metas, paths, bad = _checked(folder, exclude, progress, skip_bad)
-    mode = _working_mode(m.natural_mode for m in metas)
-    offsets, pixels, tmpdir = _stage(metas, paths, mode, staging_dir, progress)
+    images, bad = _checked(folder, exclude, progress, skip_bad)
+    mode = _working_mode(images.natural_modes)
+    offsets, pixels, mapped, tmpdir = _stage(images, mode, staging_dir, progress)
     skipped = [(display_name(name), reason) for name, reason in bad]
-    return ImageFolder(metas, mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+    return ImageFolder(images, mode, offsets, pixels, int(images.file_bytes.sum()), skipped, tmpdir, mapped)
 
 
 def _checked(folder: Path, exclude: Sequence[Path], progress: ProgressFactory, skip_bad: bool
-             ) -> tuple[list[FolderImage], list[Path], list[tuple[str, str]]]:
-    files = scan_folder(folder, exclude)
-    if not files:
+             ) -> tuple[FolderImages, list[tuple[str, str]]]:
+    folder = Path(folder)
+    names, on_disk = scan_names(folder, exclude)
+    if not names:
         raise OptionError(f"{folder} holds no images")
-    metas, paths, bad = _check_files(files, progress)
-    if bad and (not skip_bad or not metas):
+    images, bad = _check_files(folder, names, on_disk, progress)
+    if bad and (not skip_bad or not images):
         raise BadImagesError(bad)
-    if not metas:
+    if not images:
         raise OptionError(f"{folder} holds no images (only latentpack archives)")
-    return metas, paths, bad
+    return images, bad
 
 
 def check_folder(folder: Path, *, exclude: Sequence[Path] = (), progress: ProgressFactory | None = None,
@@ -240,15 +230,17 @@ def check_folder(folder: Path, *, exclude: Sequence[Path] = (), progress: Progre
     Raises:
         As `read_folder`.
     """
-    metas, _, bad = _checked(folder, exclude, progress or null_progress, skip_bad)
-    mode = _working_mode(m.natural_mode for m in metas)
+    images, bad = _checked(folder, exclude, progress or null_progress, skip_bad)
+    mode = _working_mode(images.natural_modes)
     skipped = [(display_name(name), reason) for name, reason in bad]
-    return ImageFolder(metas, mode, np.zeros(len(metas) + 1, np.int64), np.zeros(0, np.uint8),
-                       int(sum(m.file_bytes for m in metas)), skipped)
+    return ImageFolder(images, mode, np.zeros(len(images) + 1, np.int64), np.zeros(0, np.uint8),
+                       int(images.file_bytes.sum()), skipped)
 
 
-def _check_file(name: str, path: Path, seen: dict[str, str]) -> FolderImage:
+def _check_file(name: str, path: str, seen: dict[str, str]) -> FolderImage:
     """Open and check one file of the folder (``seen``: case-folded names so far).
+
+    The result's ``path`` is None (the name under the folder gives it).
 
     Raises:
         ImageReadError: the file cannot be used, with the reason.
@@ -263,56 +255,78 @@ def _check_file(name: str, path: Path, seen: dict[str, str]) -> FolderImage:
             f"differs from {display_name(seen[key])} only by letter case or Unicode form "
             "(extraction could clash)"
         )
-    if path.is_symlink() and path.is_dir():
+    if os.path.islink(path) and os.path.isdir(path):
         raise ImageReadError("is a folder reached through a symlink (symlinked folders are not followed)")
-    if path.is_dir():  # os.walk could not list it: say why
+    if os.path.isdir(path):  # os.walk could not list it: say why
         with os.scandir(path):
             pass
         raise ImageReadError("is a folder that could not be listed")
     im = open_image(path)
-    seen[key] = name
+    seen[name if key == name else key] = name  # a lower-case name is its own key: no second string
     return FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
-                       im.natural_mode, im.palette, im.sha256, path.stat().st_size, path)
+                       im.natural_mode, im.palette, im.sha256, os.stat(path).st_size)
 
 
-def _check_files(files: Sequence[tuple[str, Path]], progress: ProgressFactory
-                 ) -> tuple[list[FolderImage], list[Path], list[tuple[str, str]]]:
-    """The first pass: every file opened and checked; the good ones' metadata and paths, and every bad one."""
-    metas: list[FolderImage] = []
-    paths: list[Path] = []
+def _check_files(folder: Path, names: Sequence[str], on_disk: dict[str, str], progress: ProgressFactory
+                 ) -> tuple[FolderImages, list[tuple[str, str]]]:
+    """The first pass: every file opened and checked; the good ones' metadata, and every bad one."""
+    images, top = FolderImages(folder), os.fspath(folder)
     bad: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
-    with progress("Checking images", len(files)) as bar:
-        for name, path in files:
+    with progress("Checking images", len(names)) as bar:
+        for name in names:
+            rel = on_disk.get(name, name)
+            path = os.path.join(top, rel)  # a string: a `Path` would intern every file name for good
             try:
-                metas.append(_check_file(name, path, seen))
-                paths.append(path)
+                im = _check_file(name, path, seen)
+                if rel != name:
+                    im.path = Path(path)
+                images.append(im)
             except ImageReadError as exc:
-                if not is_latentpack_archive(path):
+                if not is_latentpack_archive(Path(path)):
                     bad.append((name, str(exc)))
             except OSError as exc:
                 bad.append((name, f"cannot be read: {exc.strerror or exc}"))
             bar.update(1)
-    return metas, paths, bad
+    return images, bad
 
 
-def _stage(metas: Sequence[FolderImage], paths: Sequence[Path], mode: str, staging_dir: Path | None,
-           progress: ProgressFactory) -> tuple[np.ndarray, np.ndarray, tempfile.TemporaryDirectory]:
-    """The second pass: the working pixels of every good file in a temporary memmap; (offsets, pixels, its folder)."""
-    c = NATURAL_CHANNELS[mode]
-    sizes = np.array([m.height * m.width * c for m in metas], dtype=np.int64)
+def _stage(images: FolderImages, mode: str, staging_dir: Path | None, progress: ProgressFactory
+           ) -> tuple[np.ndarray, np.ndarray, mmap.mmap, tempfile.TemporaryDirectory]:
+    """The second pass: the working pixels of every good file in a temporary file, mapped read-only.
+
+    The file is written with plain writes (the kernel's cache holds the
+    pages, not this process) and mapped once complete.
+
+    Returns:
+        (offsets, pixels, the map, the temporary folder).
+    """
+    sizes = images.heights * images.widths * NATURAL_CHANNELS[mode]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     tmpdir = tempfile.TemporaryDirectory(prefix="latentpack-", dir=staging_dir)
-    pixels = np.lib.format.open_memmap(
-        os.path.join(tmpdir.name, "pixels.npy"), mode="w+", dtype=np.uint8, shape=(max(int(offsets[-1]), 1),)
-    )
-    with progress("Reading images", len(metas)) as bar:
-        for i, path in enumerate(paths):
-            im = open_image(path)
-            pixels[offsets[i] : offsets[i + 1]] = to_working(im.natural, im.natural_mode, mode).reshape(-1)
-            bar.update(1)
-    pixels.flush()
-    return offsets, pixels, tmpdir
+    path = os.path.join(tmpdir.name, "pixels.bin")
+    try:
+        with open(path, "wb") as fh, progress("Reading images", len(images)) as bar:
+            for i in range(len(images)):
+                working = to_working(*_natural(images.file(i)), mode)
+                if working.size != sizes[i]:  # the file changed between the two passes
+                    raise ImageReadError(f"{images.names[i]}: changed while the folder was read "
+                                         f"({working.shape[1]}x{working.shape[0]} now)")
+                fh.write(memoryview(working).cast("B"))
+                bar.update(1)
+            fh.write(b"\0")  # a map needs at least one byte
+        with open(path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except BaseException:
+        tmpdir.cleanup()
+        raise
+    pixels = np.frombuffer(mapped, dtype=np.uint8, count=int(offsets[-1]))
+    return offsets, pixels, mapped, tmpdir
+
+
+def _natural(path: str) -> tuple[np.ndarray, str]:
+    im = open_image(path)
+    return im.natural, im.natural_mode
 
 
 def _refuse_replacing_an_input(folder: Path, archive: Path) -> None:

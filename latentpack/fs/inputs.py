@@ -90,15 +90,17 @@ def read_inputs(sources: Sequence[Path], working_mode: str, *, exclude: Sequence
     """
     progress = progress or null_progress
     files = input_files(sources, exclude, prefix)
-    metas, paths, bad = _check_files(files, progress)
-    if bad and (not skip_bad or not metas):
+    # each file by its own path (an absolute path joined to the folder is itself): the sources are many
+    on_disk = {name: os.path.abspath(path) for name, path in files}
+    images, bad = _check_files(Path(os.sep), [name for name, _ in files], on_disk, progress)
+    if bad and (not skip_bad or not len(images)):
         raise BadImagesError(bad)
-    if not metas:
+    if not len(images):
         raise OptionError("no images to add (only latentpack archives)")
-    for m in metas:
+    for m in images:
         if _working_mode([working_mode, m.natural_mode]) != working_mode:
             raise OptionError(f"image {display_name(m.name)!r} is {m.natural_mode} ({m.mode}); this archive holds "
                               f"{working_mode} images (its model's output mode): convert it first")
-    offsets, pixels, tmpdir = _stage(metas, paths, working_mode, None, progress)
+    offsets, pixels, mapped, tmpdir = _stage(images, working_mode, None, progress)
     skipped = [(display_name(name), reason) for name, reason in bad]
-    return ImageFolder(metas, working_mode, offsets, pixels, int(sum(m.file_bytes for m in metas)), skipped, tmpdir)
+    return ImageFolder(images, working_mode, offsets, pixels, int(images.file_bytes.sum()), skipped, tmpdir, mapped)

@@ -29,7 +29,7 @@ import numpy as np
 from latentpack.codec.assemble import TrainingRecord, assemble_contents, metadata_estimate
 from latentpack.codec.cluster import ClusterRole, cluster_role
 from latentpack.codec.design import CodecDesign
-from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize
+from latentpack.codec.entropy.latent_coding import CodedLatents, code_latents, dequantize, quantize_latents
 from latentpack.codec import rate, rd
 from latentpack.codec.index_codes import DEFAULT_STEP, index_codes
 from latentpack.codec.rate import RateChoice
@@ -154,8 +154,11 @@ class _Compression:
             self.record.rate_distortion["predicted_bits"] = predicted_bits(self.density, self.float_latents)
         self.timings["encode"] = time.perf_counter() - t
 
-    def refine_at(self, step: float) -> bool:
-        """Fine-tune the decoder on the latents quantised at ``step``; True if its error went down."""
+    def refine_at(self, step: float, values: np.ndarray | None = None) -> bool:
+        """Fine-tune the decoder on the latents quantised at ``step``; True if its error went down.
+
+        ``values``: those latents' flat float32 values when the caller has them (not made twice).
+        """
         o = self.options
         if o.codes != "encoder" or not self.design.one_vector or o.refine_steps == 0:
             return False
@@ -163,7 +166,9 @@ class _Compression:
 
         t = time.perf_counter()
         n = o.refine_steps or train.default_refine_steps(self.record.epochs, self.record.steps_per_epoch)
-        values = code_latents(self.float_latents, step).values.reshape(len(self.staged), 1, 1, -1)
+        if values is None:  # the values code_latents gives, without coding them (nor keeping the integers)
+            values = dequantize(quantize_latents(self.float_latents.values, step), step)
+        values = values.reshape(len(self.staged), 1, 1, -1)
         result = train.refine_decoder(self.staged, self.design, self.decoder, values, steps=n,
                                       batch_size=o.batch_size, seed=o.seed, progress=self.progress)
         kept = result.mse_after < result.mse_before
@@ -195,8 +200,9 @@ def _choose_and_assemble(run: _Compression) -> ArchiveContents:
         else:
             step = rate.lossy_step(run.staged, load_decoder(run.decoder), latents)
         coded = code_latents(latents, step)
+        run.float_latents = latents = None  # not needed once coded: 4 bytes a latent given back
         run.timings["code_latents"] = time.perf_counter() - t
-        run.refine_at(step)
+        run.refine_at(step, coded.values)
         return run.assemble(coded)
     t = time.perf_counter()
     latent_max = float(np.max(np.abs(latents.values))) if latents.values.size else None

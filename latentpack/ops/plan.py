@@ -15,6 +15,7 @@ target is its own estimate; a lossless archive's pixel code is not estimated.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -22,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from latentpack.codec.assemble import metadata_estimate
 from latentpack.codec.design import RD_BITS_PER_LATENT, SIZE_BITS_PER_LATENT, CodecDesign, design_codec
@@ -196,7 +199,7 @@ def design_for(folder: ImageFolder, options: Any) -> CodecDesign:
     """The autoencoder a folder gets with these compress options (planned for a size target)."""
     budget = options.rate_target.byte_budget(folder.x_bits // 8)
     return design_codec(
-        [(im.height, im.width) for im in folder.images], folder.working_mode,
+        folder.images.sizes(), folder.working_mode,
         arch=options.arch, latent_dims=options.latent_dims, filters=options.filters,
         byte_budget=None if budget is None else max(1, budget - metadata_estimate(len(folder), options.stored_digest_bytes)),
         weight_bytes=2 if options.stored_weight_dtype == "float16" else 4, rate_distortion=options.rate_distortion,
@@ -210,8 +213,8 @@ def _latent_estimate(folder: ImageFolder, design: CodecDesign, options: Any) -> 
         return budget
     if options.lossless:
         return None
-    scalars = 0 if options.codes == "index" else sum(math.prod(design.latent_shape(im.height, im.width))
-                                                     for im in folder.images)
+    scalars = 0 if options.codes == "index" else sum(math.prod(design.latent_shape(h, w))
+                                                     for h, w in folder.images.sizes())
     weight_bytes = 2 if options.stored_weight_dtype == "float16" else 4
     bits = RD_BITS_PER_LATENT if options.rate_distortion else SIZE_BITS_PER_LATENT
     return int(design.decoder_scalars * weight_bytes + scalars * bits / 8
@@ -241,7 +244,7 @@ def pixel_plan(folder: ImageFolder, options: Any) -> tuple[CompressPlan, Any]:
     from latentpack.codec.pixel_model import train
 
     channels = NATURAL_CHANNELS[folder.working_mode]
-    samples = sum(im.height * im.width * channels for im in folder.images)
+    samples = int(np.sum(folder.images.heights * folder.images.widths)) * channels
     spec, steps = train.plan_pixel_model(channels, samples, epochs=options.epochs)
     dims = [spec.inputs, *spec.hidden, spec.outputs]
     stored = sum(a * b * 2 + b * 4 for a, b in zip(dims[:-1], dims[1:]))  # int16 kernels, int32 biases
@@ -283,7 +286,7 @@ def plan_compression(folder: str | os.PathLike, archive: str | os.PathLike, opti
     plan.check_seconds = check_seconds
     if time_steps:
         t = time.perf_counter()
-        from latentpack.codec.keras import timing  # noqa: F401  (TensorFlow: its start-up is part of the cost)
+        importlib.import_module("latentpack.codec.keras.timing")  # TensorFlow: its start-up is part of the cost
 
         plan.startup_seconds = time.perf_counter() - t + plan_seconds
         _time(plan, checked, options, spec if plan.coder == "pixel-model" else design)

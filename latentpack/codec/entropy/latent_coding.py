@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from latentpack.codec.entropy.range_coding import CountModels, encode_runs, quantize_counts, undecodable
+from latentpack.codec.entropy.range_coding import CountModels, quantize_counts, undecodable
 from latentpack.formats.schema import Latents, QuantizedLatents
 
 __all__ = ["CodedLatents", "code_latents", "MAX_SYMBOLS", "CHUNK", "quantize_latents", "dequantize", "encode_latents", "decode_latents",
@@ -31,11 +31,20 @@ _BITS_PER_COUNT = 16
 
 
 def quantize_latents(values: np.ndarray, step: float) -> np.ndarray:
-    """``rint(values / step)`` as int32, clipped to `MAX_SYMBOLS` values around 0."""
+    """``rint(values / step)`` as int32, clipped to `MAX_SYMBOLS` values around 0.
+
+    Computed in float64 `CHUNK` values at a time: the only array as long as
+    ``values`` that this makes is the int32 result.
+    """
     if not (step > 0 and np.isfinite(step)):
         raise ValueError(f"`step` must be a positive finite number, got {step!r}")
     half = MAX_SYMBOLS // 2 - 1
-    return np.clip(np.rint(np.asarray(values, np.float64) / step), -half, half).astype(np.int32)
+    values = np.asarray(values)
+    out = np.empty(values.shape, dtype=np.int32)
+    flat, dst = values.reshape(-1), out.reshape(-1)
+    for a in range(0, flat.size, CHUNK):
+        dst[a : a + CHUNK] = np.clip(np.rint(np.asarray(flat[a : a + CHUNK], np.float64) / step), -half, half)
+    return out
 
 
 def dequantize(q: np.ndarray, step: float) -> np.ndarray:
@@ -74,17 +83,29 @@ def _channel_chunks(offsets: np.ndarray, shapes: np.ndarray):
         i = j
 
 
-def _table_cost(symbols: np.ndarray, rows: np.ndarray, n_rows: int, k: int) -> float:
-    key = rows * k + symbols
-    counts = np.bincount(key, minlength=n_rows * k).reshape(n_rows, k)
+def _table_cost(counts: np.ndarray) -> float:
+    """Estimated bits of coding with these count tables, ``(tables, k)``: the symbols' bits plus the tables'."""
     tot = counts.sum(axis=1, keepdims=True)
     nz = counts > 0
     data = -(counts[nz] * np.log2(counts[nz] / np.broadcast_to(tot, counts.shape)[nz])).sum()
     return float(data + counts.size * _BITS_PER_COUNT)
 
 
+def _channel_counts(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, qmin: int, k: int,
+                    n_channels: int) -> np.ndarray:
+    """``(n_channels, k)`` int64 counts of each channel's symbols ``q - qmin``, a chunk of images at a time."""
+    counts = np.zeros(n_channels * k, dtype=np.int64)
+    for a, b, channels in _channel_chunks(offsets, shapes):
+        counts += np.bincount(channels * k + (q[a:b].astype(np.int64) - qmin), minlength=n_channels * k)
+    return counts.reshape(n_channels, k)
+
+
 def encode_latents(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, step: float) -> QuantizedLatents:
     """Range-code flat quantised latents.
+
+    Symbols are coded table by table (table 0's in flat order, then table
+    1's, ...). Besides ``q`` and the stream, memory is one byte a latent for
+    its table (none with one shared table) and `CHUNK`-sized temporaries.
 
     Args:
         q: Flat int32 quantised latents (the order of ``/latents/values``).
@@ -95,25 +116,40 @@ def encode_latents(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, step:
     Returns:
         The stored form.
     """
-    q = np.asarray(q, dtype=np.int64)
-    channels = channel_index(offsets, shapes).astype(np.int64)
+    q = np.asarray(q).reshape(-1)
+    offsets = np.asarray(offsets, dtype=np.int64)
     n_channels = int(shapes[:, 2].max()) if len(shapes) else 1
     qmin = int(q.min()) if q.size else 0
     # at least two symbols: a one-symbol table is not a distribution the range coder accepts
     k = max(2, (int(q.max()) - qmin + 1) if q.size else 1)
-    symbols = q - qmin
-    shared = _table_cost(symbols, np.zeros_like(channels), 1, k)
-    per_channel = _table_cost(symbols, channels, n_channels, k)
-    table_of_channel = np.arange(n_channels, dtype=np.int32) if per_channel < shared else np.zeros(n_channels, np.int32)
-    n_tables = int(table_of_channel.max()) + 1
-    rows = table_of_channel[channels].astype(np.int64)
-    counts = np.bincount(rows * k + symbols, minlength=n_tables * k).reshape(n_tables, k)
-    counts = quantize_counts(counts)
-    order = np.lexsort((np.arange(len(rows)), rows))
+    per_channel = _channel_counts(q, offsets, shapes, qmin, k, n_channels)
+    shared = per_channel.sum(axis=0, keepdims=True)
+    split = _table_cost(per_channel) < _table_cost(shared)
+    table_of_channel = np.arange(n_channels, dtype=np.int32) if split else np.zeros(n_channels, np.int32)
+    counts = quantize_counts(per_channel if split else shared)
+    models = CountModels(counts)
     encoder = constriction.stream.queue.RangeEncoder()
-    encode_runs(encoder, symbols[order], rows[order], CountModels(counts))
+    for table, symbols in _table_runs(q, offsets, shapes, table_of_channel, qmin):
+        encoder.encode(symbols, models.model(table))
     return QuantizedLatents(step=float(step), qmin=qmin, table_of_channel=table_of_channel, counts=counts,
                         stream=np.asarray(encoder.get_compressed(), dtype=np.uint32))
+
+
+def _table_runs(q: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, table_of_channel: np.ndarray, qmin: int):
+    """``(table, int32 symbols)`` in coding order: each table's symbols in flat order, a chunk at a time."""
+    n_tables = int(table_of_channel.max()) + 1 if len(table_of_channel) else 1
+    if n_tables == 1:
+        for a in range(0, q.size, 16 * CHUNK):
+            yield 0, (q[a : a + 16 * CHUNK] - qmin).astype(np.int32)
+        return
+    rows = np.empty(q.size, dtype=np.min_scalar_type(n_tables - 1))
+    for a, b, channels in _channel_chunks(offsets, shapes):
+        rows[a:b] = table_of_channel[channels]
+    for table in range(n_tables):
+        for a in range(0, q.size, 16 * CHUNK):
+            symbols = q[a : a + 16 * CHUNK][rows[a : a + 16 * CHUNK] == table]
+            if symbols.size:
+                yield table, (symbols - qmin).astype(np.int32)
 
 
 def decode_latents(coded: QuantizedLatents, offsets: np.ndarray, shapes: np.ndarray) -> np.ndarray:

@@ -59,7 +59,11 @@ def checkpoint_key(model: keras.Model, data: Any, epochs: int, steps: int) -> st
     """One hex key for a training: the folder's pixels, the model's layers and weight shapes, the schedule,
     and the data's random state (which the seed decides); fixed codes too for a decoder trained alone."""
     h = hashlib.sha256()
-    h.update(memoryview(np.ascontiguousarray(_pixels(data))).cast("B"))
+    pixels, folder = np.ascontiguousarray(_pixels(data)).reshape(-1), getattr(data, "folder", None)
+    for a in range(0, pixels.size, 1 << 24):  # the same digest, the staging file's pages given back as read
+        h.update(memoryview(pixels[a : a + (1 << 24)]).cast("B"))
+        if folder is not None:
+            folder.pages_read(min(1 << 24, pixels.size - a))
     if hasattr(data, "codes"):
         h.update(memoryview(np.ascontiguousarray(data.codes)).cast("B"))
     settings = {

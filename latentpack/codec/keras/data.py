@@ -3,6 +3,9 @@
     whole images:  shuffled batches of equal-sized images          (``training_data`` "images")
     coded images:  (fixed code, image) batches for a decoder alone
     patches:       random square patches of images of any size     (``training_data`` "patches")
+
+Every read is counted (`ImageFolder.pages_read`), so the file's pages do not
+pile up in resident memory over an epoch.
 """
 from __future__ import annotations
 
@@ -34,10 +37,9 @@ class WholeImages(keras.utils.PyDataset):
 
     def __init__(self, folder: ImageFolder, batch_size: int, seed: int):
         super().__init__(workers=1, use_multiprocessing=False)
-        im = folder.images[0]
-        self.array = folder.pixels[: len(folder) * im.height * im.width * folder.channels].reshape(
-            len(folder), im.height, im.width, folder.channels
-        )
+        h, w = folder.images.size(0)
+        self.folder = folder
+        self.array = folder.pixels[: len(folder) * h * w * folder.channels].reshape(len(folder), h, w, folder.channels)
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(folder))
@@ -45,9 +47,14 @@ class WholeImages(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
 
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """The images at ``idx`` as float32 in [0, 1] (the staging file's pages counted: `ImageFolder.pages_read`)."""
+        x = self.array[idx]
+        self.folder.pages_read(x.nbytes)
+        return x.astype(np.float32) / 255.0
+
     def __getitem__(self, i: int):
-        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        x = self.array[idx].astype(np.float32) / 255.0
+        x = self.rows(np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size]))
         return x, x
 
     def on_epoch_end(self) -> None:
@@ -63,7 +70,7 @@ class CodedImages(WholeImages):
 
     def __getitem__(self, i: int):
         idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        return self.codes[idx], self.array[idx].astype(np.float32) / 255.0
+        return self.codes[idx], self.rows(idx)
 
 
 class Patches(keras.utils.PyDataset):
@@ -93,5 +100,5 @@ class Patches(keras.utils.PyDataset):
 
 
 def patch_size(folder: ImageFolder, stride: int) -> int:
-    largest = max(max(im.height, im.width) for im in folder.images)
+    largest = int(max(folder.images.heights.max(), folder.images.widths.max()))
     return min(PATCH_SIZE, -(-largest // stride) * stride)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def _steps_per_epoch(folder: ImageFolder, design: CodecDesign, batch_size: int) 
     if not _trains_on_patches(design):
         return math.ceil(len(folder) / batch_size)
     p = patch_size(folder, design.stride)
-    pixels = sum(im.height * im.width for im in folder.images)
+    pixels = int(np.sum(folder.images.heights * folder.images.widths))
     return max(1, min(2000, math.ceil(pixels / (p * p * batch_size))))
 
 
@@ -255,7 +256,7 @@ def refine_decoder(
     load_decoder_weights(model, decoder)
     data = CodedImages(folder, latents, batch_size, seed)
     epochs = max(1, math.ceil(steps / len(data)))
-    before = _folder_mse(model, data.array, latents)
+    before = _folder_mse(model, data.array, latents, pages_read=folder.pages_read)
     schedule = keras.optimizers.schedules.CosineDecay(REFINE_LEARNING_RATE, decay_steps=epochs * len(data), alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     start = time.perf_counter()
@@ -266,15 +267,19 @@ def refine_decoder(
     seconds = time.perf_counter() - start
     refined = export_decoder(model, design.decoder).as_stored(decoder.weight_dtype)
     load_decoder_weights(model, refined)
-    after = _folder_mse(model, data.array, latents)
+    after = _folder_mse(model, data.array, latents, pages_read=folder.pages_read)
     return RefineResult(decoder=refined, mse_before=before, mse_after=after, steps=epochs * len(data), seconds=seconds)
 
 
-def _folder_mse(model: keras.Model, images: np.ndarray, latents: np.ndarray, chunk: int = 2048) -> float:
-    """Mean squared error over all ``(w, H, W, C)`` uint8 images (pixels in [0, 1]), summed in float64."""
+def _folder_mse(model: keras.Model, images: np.ndarray, latents: np.ndarray, chunk: int = 2048,
+                pages_read: Callable[[int], None] = lambda n: None) -> float:
+    """Mean squared error over all ``(w, H, W, C)`` uint8 images (pixels in [0, 1]), summed in float64.
+
+    ``pages_read`` is told the bytes of each chunk read (`ImageFolder.pages_read`)."""
     total, count = 0.0, 0
     for a in range(0, len(images), chunk):
         x = images[a : a + chunk].astype(np.float32) / 255.0
+        pages_read(x.size)
         x_hat = np.asarray(model(latents[a : a + chunk], training=False), dtype=np.float64)
         total += float(np.sum((x_hat[:, : x.shape[1], : x.shape[2]] - x) ** 2))
         count += x.size
@@ -342,7 +347,7 @@ def encode_folder(
         and (w, 3) int32 ``shapes``.
     """
     w = len(folder)
-    shapes = np.array([design.latent_shape(im.height, im.width) for im in folder.images], dtype=np.int32)
+    shapes = np.array([design.latent_shape(*size) for size in folder.images.sizes()], dtype=np.int32)
     counts = shapes.prod(axis=1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     values = np.empty(int(offsets[-1]), dtype=np.float32)
