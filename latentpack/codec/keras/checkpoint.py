@@ -189,20 +189,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.last_save = time.monotonic()
 
     def _save(self, epoch: int) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(self._variables())}
         arrays.update(_data_state(self.data), count=len(arrays), epoch=epoch, losses=np.array(self.losses))
         if self.extra is not None:
             arrays["extra"] = np.array(json.dumps(self.extra.state()))
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _write_state(self.state_file, arrays)
+
+
+def _write_state(state_file: Path, arrays: dict[str, Any]) -> None:
+    """``np.savez`` of ``arrays`` to ``state_file``: a temporary file in its folder, then a rename."""
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=state_file.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, state_file)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def steps_for(arrays: list[np.ndarray], settings: dict[str, Any]) -> "StepCheckpoint | None":
@@ -247,16 +252,7 @@ class StepCheckpoint:
 
     def save(self, variables: list, **arrays: Any) -> None:
         """Write the variables and ``arrays`` (temp file, then rename)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         out = {f"v{i}": np.asarray(v) for i, v in enumerate(variables)}
         out.update({k: np.asarray(v) for k, v in arrays.items()}, count=len(variables))
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".npz", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **out)
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _write_state(self.state_file, out)
         self.last_save = time.monotonic()

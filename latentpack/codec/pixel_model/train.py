@@ -150,6 +150,8 @@ WEIGHT_BITS_PER_SAMPLE = 1 / 32
 #: Training passes over the samples, and the bounds on the optimiser steps.
 DEFAULT_EPOCHS = 30
 MIN_STEPS, MAX_STEPS = 12000, 40000
+#: `MIN_STEPS` never makes more passes than this (a tiny folder does not need 12,000 steps).
+MAX_PASSES = 300
 BATCH_SAMPLES = 8192
 
 
@@ -177,7 +179,8 @@ def plan_pixel_model(channels: int, samples: int, position: bool = True, epochs:
     passes = DEFAULT_EPOCHS if epochs is None else epochs
     steps = int(passes * samples / BATCH_SAMPLES)
     if epochs is None:
-        steps = min(MAX_STEPS, max(MIN_STEPS, steps))
+        floor = min(MIN_STEPS, max(1, int(MAX_PASSES * samples / BATCH_SAMPLES)))
+        steps = min(MAX_STEPS, max(floor, steps))
     return chosen, max(1, steps)
 
 
