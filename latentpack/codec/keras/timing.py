@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from latentpack.codec.design import CodecDesign  # noqa: E402
 from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, patch_size  # noqa: E402
 from latentpack.codec.keras.device import training_device  # noqa: E402
-from latentpack.codec.keras.model import build_autoencoder, build_model  # noqa: E402
+from latentpack.codec.keras.model import build_autoencoder, build_model, compile_built  # noqa: E402
 from latentpack.fs.folder import ImageFolder  # noqa: E402
 from latentpack.fs.images import NATURAL_CHANNELS  # noqa: E402
 
@@ -166,11 +166,11 @@ def _model(design: CodecDesign, codes: bool, rate_distortion: bool, seed: int) -
         encoder = build_model(design.encoder, "g_a", image_output=False)
         model = RateDistortionModel(encoder, build_model(design.decoder, "g_s"), rd.DEFAULT_LAMBDA, seed=seed)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.build_optimizers()  # as training does
         return model
     else:
         model = build_autoencoder(design.encoder, design.decoder).model
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    return model
+    return compile_built(model, keras.optimizers.Adam(1e-3), "mse")
 
 
 def time_after_training(folder: ImageFolder, design: CodecDesign, *, seed: int = 0,
@@ -219,7 +219,7 @@ def time_pixel_model_steps(spec, *, batch_samples: int, seed: int = 0) -> StepTi
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = train.build_network(spec)
-    model.compile(keras.optimizers.Adam(1e-3), loss=train._nll_bits(spec.components))  # the loss training uses
+    compile_built(model, keras.optimizers.Adam(1e-3), train._nll_bits(spec.components))  # as training does
     x = rng.random((batch_samples, spec.inputs), dtype=np.float32)
     y = rng.integers(0, 256, batch_samples).astype(np.float32)
     ends = []

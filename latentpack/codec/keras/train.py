@@ -31,7 +31,8 @@ import tensorflow as tf  # noqa: E402
 
 from latentpack.codec.keras import checkpoint, distribute  # noqa: E402
 from latentpack.codec.keras.data import CodedImages, Patches, WholeImages, pad_to, patch_size  # noqa: E402
-from latentpack.codec.keras.model import build_autoencoder, build_model, export_decoder, load_decoder_weights  # noqa: E402
+from latentpack.codec.keras.model import (build_autoencoder, build_model, compile_built, export_decoder,  # noqa: E402
+                                         load_decoder_weights)
 from latentpack.formats.schema import DecoderWeights, Latents  # noqa: E402
 
 __all__ = ["TrainResult", "RefineResult", "train_autoencoder",  "train_decoder", "refine_decoder", "encode_folder",
@@ -121,7 +122,7 @@ def _fit(model: keras.Model, data, *, epochs: int, steps: int, learning_rate: fl
             history = distribute.fit_replicated(replication, model, distribute.mse_step(model, optimizer), data,
                                                 epochs=epochs, callbacks=[_ProgressCallback(bar)])
         return [h["loss"] for h in history], time.perf_counter() - start
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    compile_built(model, keras.optimizers.Adam(schedule), "mse")
     with (progress or null_progress)("Training", epochs * steps) as bar:
         resumable = checkpoint.callback_for(model, data, epochs, steps, bar)  # None unless compress --resume/--work-dir
         history = model.fit(data, epochs=epochs, verbose=0, shuffle=False,
@@ -258,7 +259,7 @@ def refine_decoder(
     epochs = max(1, math.ceil(steps / len(data)))
     before = _folder_mse(model, data.array, latents, pages_read=folder.pages_read)
     schedule = keras.optimizers.schedules.CosineDecay(REFINE_LEARNING_RATE, decay_steps=epochs * len(data), alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    compile_built(model, keras.optimizers.Adam(schedule), "mse")
     start = time.perf_counter()
     with (progress or null_progress)("Refining", epochs * len(data)) as bar:
         resumable = checkpoint.callback_for(model, data, epochs, len(data), bar)  # compress --resume: refinement too

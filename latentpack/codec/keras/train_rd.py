@@ -65,8 +65,9 @@ def train_rd_autoencoder(
         model = RateDistortionModel(encoder, decoder, lmbda, seed=seed)
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.05)
         model.compile(optimizer=keras.optimizers.Adam(schedule))
-        if replication is not None:
-            model.build_optimizers()
+        # before fit: an optimizer that made its variables inside the first traced step makes TensorFlow trace
+        # the step twice (seconds on every run); under a strategy, in its scope as it must be
+        model.build_optimizers()
     start = time.perf_counter()
     with (progress or null_progress)("Training", epochs * steps) as bar:
         steering = LambdaSteering(model.lmbda, epochs * steps, target, bar)

@@ -26,6 +26,7 @@ import keras  # noqa: E402  (after the quieting above)
 import tensorflow as tf  # noqa: E402
 
 from latentpack.codec.keras import checkpoint  # noqa: E402
+from latentpack.codec.keras.model import compile_built  # noqa: E402
 from latentpack.codec.pixel_model import luts  # noqa: E402
 from latentpack.codec.pixel_model.coder import training_features  # noqa: E402
 from latentpack.codec.pixel_model.network import ACT_BITS, DenseInt, IntegerMLP, PixelModelSpec  # noqa: E402
@@ -87,14 +88,13 @@ def train_pixel_model(x: np.ndarray, y: np.ndarray, spec: PixelModelSpec, steps:
     rng = np.random.default_rng(seed)
     model = build_network(spec)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-    model.compile(keras.optimizers.Adam(schedule), loss=_nll_bits(spec.components))
+    compile_built(model, keras.optimizers.Adam(schedule), _nll_bits(spec.components))
     batch = max(1, min(batch_samples, len(x)))  # a folder of fewer samples: every step sees all of them
     resumable = checkpoint.steps_for([x, y], {"spec": repr(spec), "steps": steps, "seed": seed, "batch": batch,
                                               "learning_rate": learning_rate})  # compress --resume
     start = time.perf_counter()
     done, order, first = 0, None, 0
     if resumable is not None:
-        model.optimizer.build(model.trainable_variables)
         saved = resumable.restore(_variables(model))
         if saved is not None:
             done, order, first = int(saved["done"]), np.array(saved["order"]), int(saved["next"])
