@@ -1,7 +1,10 @@
 """Shared fixtures: small synthetic image folders made on the fly."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,17 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# compress checkpoints under $XDG_CACHE_HOME: the tests' go to a folder of their own, one per test process
+# (never the user's cache, and two processes compressing the same folder never share a checkpoint)
+_CACHE = tempfile.mkdtemp(prefix="latentpack-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one test process per usable core, at most 4 (each imports TensorFlow)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

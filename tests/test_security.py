@@ -40,7 +40,7 @@ from latentpack.fs.images import ImageReadError, open_image  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "-y", "2", "--filters", "2", "--batch-size", "4"]
 FUZZ_EXAMPLES = int(os.environ.get("LATENTPACK_FUZZ_EXAMPLES", "150"))
-KILLS = int(os.environ.get("LATENTPACK_KILLS", "3"))  # each kill costs a TensorFlow start-up; the report runs 10
+KILLS = int(os.environ.get("LATENTPACK_KILLS", "2"))  # each kill costs a TensorFlow start-up; the report runs 10
 
 
 def invoke(*args):

@@ -336,15 +336,15 @@ def _same_decoder_and_latents(whole: Path, cut: Path) -> tuple[dict, dict]:
 
 
 def test_resume_continues_an_interrupted_training_to_the_same_archive(folder: Path, tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "200", "--batch-size",
+    args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "20", "--batch-size",
             "8", "--seed", "2"]
     ra, rb = _same_decoder_and_latents(*_interrupted_and_resumed(args, tmp_path, 1))
-    assert ra["loss"] == rb["loss"] and len(ra["loss"]) == 200
+    assert ra["loss"] == rb["loss"] and len(ra["loss"]) == 20
 
 
 def test_resume_continues_an_interrupted_refinement_to_the_same_archive(folder: Path, tmp_path: Path) -> None:
     args = [sys.executable, "-m", "latentpack", "compress", str(folder), "-y", "4", "--epochs", "2", "--batch-size",
-            "8", "--seed", "2", "--refine-steps", "240"]  # 4 steps an epoch: 60 epochs of refinement
+            "8", "--seed", "2", "--refine-steps", "60"]  # 4 steps an epoch: 15 epochs of refinement
     ra, rb = _same_decoder_and_latents(*_interrupted_and_resumed(args, tmp_path, 2))
     assert ra["refine"]["kept"] == rb["refine"]["kept"] and ra["refine"]["mse_after"] == rb["refine"]["mse_after"]
 
@@ -352,10 +352,10 @@ def test_resume_continues_an_interrupted_refinement_to_the_same_archive(folder: 
 def test_resume_continues_an_interrupted_pixel_model_training_to_the_same_archive(tmp_path: Path) -> None:
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    for i in range(4):  # 256 samples: every step sees all of them; 12,800 passes = 400 steps
+    for i in range(4):  # 256 samples: every step sees all of them; 3,200 passes = 100 steps
         Image.fromarray((np.arange(64).reshape(8, 8) * 4 + i).astype(np.uint8)).save(tiny / f"{i}.png")
-    args = [sys.executable, "-m", "latentpack", "compress", str(tiny), "--lossless", "--epochs", "12800", "--seed", "2"]
-    whole, cut = _interrupted_and_resumed(args, tmp_path, 1, stopped_before=400)
+    args = [sys.executable, "-m", "latentpack", "compress", str(tiny), "--lossless", "--epochs", "3200", "--seed", "2"]
+    whole, cut = _interrupted_and_resumed(args, tmp_path, 1, stopped_before=100)
     with h5py.File(whole) as a, h5py.File(cut) as b:
         assert "pixels" in a
         for name in ("kernels", "biases", "stream"):
