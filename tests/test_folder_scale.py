@@ -199,3 +199,50 @@ def test_lean_latent_coding_writes_the_reference_stream(shapes, bias) -> None:
     assert np.array_equal(decode_latents(coded, offsets, shapes), q)
     if bias:
         assert int(coded.table_of_channel.max()) > 0  # the per-channel tables were exercised
+
+
+_CHECK_IN_WORKERS = """
+import json, sys
+from pathlib import Path
+from latentpack.fs import check_pool
+from latentpack.fs.folder import _checked
+check_pool.PARALLEL_FROM, check_pool.CHUNK = 1, 3  # every folder, several chunks in flight
+images, bad = _checked(Path(sys.argv[1]), [], __import__("latentpack.progress").progress.null_progress, True)
+print(json.dumps({"workers": check_pool.workers_for(len(images) + len(bad)), "bad": bad,
+                  "images": [[im.name, im.mode, im.format, im.height, im.width, im.sha256.hex(), im.file_bytes,
+                              str(im.path)] for im in images]}))
+"""
+
+
+def test_checking_in_worker_processes_gives_what_one_process_gives(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from latentpack.formats import write_archive
+    from latentpack.progress import null_progress
+
+    from archive_factory import make_contents
+
+    root = tmp_path / "f"
+    root.mkdir()
+    _folder(root)
+    (root / "bad.png").write_bytes(b"not an image")
+    Image.new("L", (4, 4), 9).save(root / "Sub.png")  # differs from the folder "sub" only by case: fine
+    Image.new("L", (4, 4), 9).save(root / "CASE.png")
+    Image.new("L", (4, 4), 8).save(root / "case.png")  # a clash with CASE.png
+    Image.new("L", (4, 4), 7).save(root / "CON.png")  # an unsafe name
+    write_archive(root / "old.lpk", make_contents(w=1))  # left out without a word
+    run = subprocess.run([sys.executable, "-c", _CHECK_IN_WORKERS, str(root)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    pooled = json.loads(run.stdout)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert (pooled["workers"] > 0) == (cores > 1)  # the workers really checked them where there are two cores
+    images, bad = folder_module._checked(root, [], null_progress, True)  # here: TensorFlow may run, one process
+    assert pooled["bad"] == [list(b) for b in bad] and len(bad) == 3, bad
+    assert {b[0] for b in bad} == {"bad.png", "case.png", "CON.png"}
+    assert pooled["images"] == [[im.name, im.mode, im.format, im.height, im.width, im.sha256.hex(), im.file_bytes,
+                                 str(im.path)] for im in images]
+    assert len(images) == 15

@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from latentpack.errors import LatentpackError, OptionError
+from latentpack.fs.check_pool import checked_paths
 from latentpack.fs.images import NATURAL_CHANNELS, ImageReadError, OpenedImage, open_image, to_working
 from latentpack.fs.names import UnsafeNameError, check_name, display_name
 from latentpack.fs.records import FolderImage, FolderImages
@@ -237,56 +238,42 @@ def check_folder(folder: Path, *, exclude: Sequence[Path] = (), progress: Progre
                        int(images.file_bytes.sum()), skipped)
 
 
-def _check_file(name: str, path: str, seen: dict[str, str]) -> FolderImage:
-    """Open and check one file of the folder (``seen``: case-folded names so far).
-
-    The result's ``path`` is None (the name under the folder gives it).
-
-    Raises:
-        ImageReadError: the file cannot be used, with the reason.
-        OSError: it cannot be read.
-    """
-    key = name.casefold()
+def _name_refused(name: str, seen: dict[str, str]) -> str | None:
+    """Why ``name`` cannot be stored (``seen``: case-folded names of the good files so far), or None."""
     problem = _name_problem(name)
     if problem:
-        raise ImageReadError(problem)
-    if key in seen:
-        raise ImageReadError(
-            f"differs from {display_name(seen[key])} only by letter case or Unicode form "
-            "(extraction could clash)"
-        )
-    if os.path.islink(path) and os.path.isdir(path):
-        raise ImageReadError("is a folder reached through a symlink (symlinked folders are not followed)")
-    if os.path.isdir(path):  # os.walk could not list it: say why
-        with os.scandir(path):
-            pass
-        raise ImageReadError("is a folder that could not be listed")
-    im = open_image(path)
-    seen[name if key == name else key] = name  # a lower-case name is its own key: no second string
-    return FolderImage(name, im.mode, im.format, im.height, im.width, im.channels,
-                       im.natural_mode, im.palette, im.sha256, os.stat(path).st_size)
+        return problem
+    if name.casefold() in seen:
+        return (f"differs from {display_name(seen[name.casefold()])} only by letter case or Unicode form "
+                "(extraction could clash)")
+    return None
 
 
 def _check_files(folder: Path, names: Sequence[str], on_disk: dict[str, str], progress: ProgressFactory
                  ) -> tuple[FolderImages, list[tuple[str, str]]]:
-    """The first pass: every file opened and checked; the good ones' metadata, and every bad one."""
+    """The first pass: every file opened and checked (on every core for a large folder,
+    `latentpack.fs.check_pool`); the good ones' metadata, and every bad one.
+
+    A latentpack archive in the folder is left out without a word.
+    """
     images, top = FolderImages(folder), os.fspath(folder)
     bad: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
+    def path_of(name: str) -> str:
+        return os.path.join(top, on_disk.get(name, name))  # a string: a `Path` would intern every file name
+
     with progress("Checking images", len(names)) as bar:
-        for name in names:
-            rel = on_disk.get(name, name)
-            path = os.path.join(top, rel)  # a string: a `Path` would intern every file name for good
-            try:
-                im = _check_file(name, path, seen)
-                if rel != name:
-                    im.path = Path(path)
-                images.append(im)
-            except ImageReadError as exc:
-                if not is_latentpack_archive(Path(path)):
-                    bad.append((name, str(exc)))
-            except OSError as exc:
-                bad.append((name, f"cannot be read: {exc.strerror or exc}"))
+        for name, (kind, value) in zip(names, checked_paths(map(path_of, names), len(names))):
+            path = path_of(name)
+            refused = _name_refused(name, seen)  # the name is judged first, whatever the file holds
+            if refused is None and kind == "ok":
+                key = name.casefold()
+                seen[name if key == name else key] = name  # a lower-case name is its own key: no second string
+                images.append(FolderImage(name, *value, path=Path(path) if on_disk.get(name, name) != name else None))
+            elif refused is None and kind == "unreadable":
+                bad.append((name, value))
+            elif not is_latentpack_archive(Path(path)):
+                bad.append((name, refused or value))
             bar.update(1)
     return images, bad
 
