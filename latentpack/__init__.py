@@ -4,6 +4,7 @@
     with latentpack.open("photos.lpk") as a:
         first = a[0]                       # numpy pixels, as extract writes them
     latentpack.compress("photos/", "photos.lpk", epochs=20)
+    latentpack.add("photos.lpk", "more-photos/")   # no retraining
 
 `open`, `compress` and `Archive` are imported on first use, so that
 ``import latentpack`` (and ``latentpack.__version__``) imports neither h5py
@@ -16,12 +17,13 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "open", "compress", "Archive", "tf_dataset", "LatentpackError", "OptionError"]
+__all__ = ["__version__", "open", "compress", "add", "Archive", "tf_dataset", "LatentpackError", "OptionError"]
 
 #: Public names and the module each is imported from when first used.
 _LAZY = {
     "open": "latentpack.api",
     "compress": "latentpack.api",
+    "add": "latentpack.api",
     "Archive": "latentpack.api",
     "tf_dataset": "latentpack.feed",
     "LatentpackError": "latentpack.errors",

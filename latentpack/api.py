@@ -25,10 +25,11 @@ from latentpack.ops.extract import MissingImagesError, select_images
 
 if TYPE_CHECKING:
     from latentpack.feed import TrainingBatches
+    from latentpack.ops.add import AddResult
     from latentpack.ops.compress import CompressResult
     from latentpack.formats import ArchiveContents
 
-__all__ = ["Archive", "open", "compress"]
+__all__ = ["Archive", "open", "compress", "add"]
 
 
 class Archive:
@@ -227,3 +228,22 @@ def compress(folder: str | os.PathLike, archive: str | os.PathLike, **options: A
     from latentpack.ops.compress import compress_folder
 
     return compress_folder(folder, archive, **options)
+
+
+def add(archive: str | os.PathLike, *sources: str | os.PathLike, **options: Any) -> "AddResult":
+    """Add the images of folders and files to ``archive`` without retraining; ``latentpack add``.
+
+    Args:
+        archive: The archive to extend (replaced atomically unless ``output`` is given).
+        *sources: Folders (their files named relative to them) and files (named by their file name).
+        **options: The keyword arguments of `latentpack.ops.add.add_images`
+            (``output``, ``force``, ``prefix``, ``fit_steps``, ``skip_bad``).
+
+    Returns:
+        The `AddResult` (``result.path``, ``result.names``, ``result.mean_psnr``).
+    """
+    from latentpack.ops.add import add_images
+
+    if not sources:
+        raise OptionError("latentpack.add needs at least one folder or file to add")
+    return add_images(archive, list(sources), **options)

@@ -1,4 +1,4 @@
-"""The public Python API: latentpack.open (the archive object) and latentpack.compress."""
+"""The public Python API: latentpack.open (the archive object), latentpack.compress and latentpack.add."""
 from __future__ import annotations
 
 import json
@@ -140,10 +140,23 @@ def test_reading_never_imports_tensorflow_and_the_version_imports_nothing_heavy(
     assert "clean" in proc.stdout
 
 
+def test_add_grows_an_archive_through_the_api(archives, tmp_path: Path) -> None:
+    more = ramp_folder(tmp_path / "more", 3, seed=9, prefix="new")
+    out = tmp_path / "grown.lpk"
+    result = latentpack.add(archives["ramps"], more, output=out, prefix="batch2", fit_steps=20)
+    assert result.path == out and result.names == ["batch2/new000.png", "batch2/new001.png", "batch2/new002.png"]
+    with latentpack.open(archives["ramps"]) as old, latentpack.open(out) as grown:
+        assert len(grown) == len(old) + 3 and grown.names[: len(old)] == old.names
+        assert np.array_equal(grown[0], old[0])  # the old images decode as before
+        assert grown["batch2/new001.png"].shape == (16, 16)
+    with pytest.raises(latentpack.OptionError, match="at least one folder or file"):
+        latentpack.add(out)
+
+
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError):
         latentpack.no_such_thing  # noqa: B018
-    assert {"open", "compress", "Archive"} <= set(dir(latentpack))
+    assert {"open", "compress", "add", "Archive"} <= set(dir(latentpack))
 
 
 def _folder(archives: dict[str, Path]) -> Path:

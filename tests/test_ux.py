@@ -84,10 +84,31 @@ def test_dry_run_plans_refinement_from_its_own_timed_steps(folder: Path, tmp_pat
     result = invoke("compress", folder, "-o", tmp_path / "a.lpk", *options, "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert plan["refine_steps"] == 5 and plan["refine_seconds"] > 0
+    assert plan["refine_steps"] == 8 and plan["refine_seconds"] > 0  # 5 asked: two whole passes of 4 steps run
     assert plan["total_seconds"] > plan["training_seconds"] + plan["refine_seconds"] + plan["after_seconds"]
     text = invoke("compress", folder, "-o", tmp_path / "a.lpk", *options, "--dry-run").stdout
     assert "for refinement, encoding and measuring" in text, text
+
+
+def test_the_density_refit_is_timed_and_counted_in_the_plan(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    from latentpack.codec.keras import timing
+
+    seen: list[tuple[int, float]] = []
+    real = timing.time_density_refit
+
+    def timed(design, vectors, seed=0):
+        seen.append((vectors, real(design, vectors, seed=seed)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(timing, "time_density_refit", timed)
+    result = invoke("compress", folder, "-o", tmp_path / "a.lpk", *FAST, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    (vectors, seconds), = seen
+    assert vectors == 28 and seconds > 0  # one latent vector per image
+    assert json.loads(result.stdout)["after_seconds"] > seconds  # encoding and measuring, and the refit
+    seen.clear()
+    mse = invoke("compress", folder, "-o", tmp_path / "a.lpk", *FAST, "--objective", "mse", "--dry-run")
+    assert mse.exit_code == 0 and seen == []  # no learned density to refit
 
 
 def test_dry_run_lists_every_bad_file_before_importing_tensorflow(folder: Path, tmp_path: Path) -> None:

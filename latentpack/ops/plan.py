@@ -4,7 +4,7 @@
            -> design: arch, y, width (pixel model: width, steps)         latentpack.codec.design
            -> epochs and steps (TensorFlow from here on)                 latentpack.codec.keras.train
            -> time a handful of steps on this machine (and of refinement's)  latentpack.codec.keras.timing
-           -> time encoding and measuring a sample of images
+           -> time encoding and measuring a sample of images (and the learned density's refit)
            -> estimates: training time, the stages after it, archive size
 
 Nothing is written. The estimate of the archive's size is a plan, not a
@@ -67,8 +67,9 @@ class CompressPlan:
         setup_seconds: Training's set-up (building the graph, starting the data), measured.
         refine_seconds: Refinement (its steps, its set-up, the folder's error before and after), planned
             from timed steps and a timed sample.
-        after_seconds: Encoding every image and measuring quality (once per archive assembled: more
-            than once with a size or quality target), planned from a timed sample.
+        after_seconds: Encoding every image (after rate-distortion training, with the learned density's
+            refit: `predicted_bits`) and measuring quality (once per archive assembled: more than once
+            with a size or quality target), planned from a timed sample.
         layers: The decoder's layers, one short text each (``-v``).
     """
 
@@ -229,6 +230,7 @@ def autoencoder_plan(folder: ImageFolder, options: Any, design: CodecDesign) -> 
     epochs = options.epochs or train.default_epochs(folder, design, options.batch_size)
     refines = options.codes == "encoder" and design.one_vector and options.refine_steps != 0
     refine = (options.refine_steps or train.default_refine_steps(epochs, steps_per_epoch)) if refines else 0
+    refine = train.refine_epochs(refine, steps_per_epoch) * steps_per_epoch if refine else 0  # whole passes run
     unit = "patches" if not design.one_vector else "images"
     weight_bytes = 2 if options.stored_weight_dtype == "float16" else 4
     return CompressPlan(
@@ -322,6 +324,9 @@ def _time_after(plan: CompressPlan, folder: ImageFolder, options: Any, design: A
     after = timing.time_after_training(folder, design, seed=options.seed)
     passes = 3 if options.rate_target.active else 1  # a target: a probe, the chosen step, the refined decoder
     plan.after_seconds = w * (after.encode + passes * after.measure)
+    if options.rate_distortion:  # the learned density's refit to the rounded latents (what it predicts they cost)
+        vectors = sum(math.prod(design.latent_shape(h, x)[:2]) for h, x in folder.images.sizes())
+        plan.after_seconds += timing.time_density_refit(design, vectors, seed=options.seed)
     if plan.refine_steps:
         refine = timing.time_training_steps(folder, design, batch_size=options.batch_size,
                                             steps_per_epoch=plan.steps // plan.epochs, codes=True, seed=options.seed)

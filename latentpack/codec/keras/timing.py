@@ -228,3 +228,34 @@ def time_pixel_model_steps(spec, *, batch_samples: int, seed: int = 0) -> StepTi
         ends.append(time.perf_counter())
     seconds, timed = _per_step(ends, WARMUP_STEPS)
     return StepTiming(seconds, timed, training_device())
+
+
+def time_density_refit(design: CodecDesign, vectors: int, *, seed: int = 0) -> float:
+    """Seconds `latentpack.codec.keras.train_rd.predicted_bits` takes on ``vectors`` latent vectors.
+
+    An untrained density of the design's channels is refitted on random
+    latents: one traced step, then a few timed ones scaled to
+    `REFIT_STEPS`, and its count of the bits of one sample scaled to all the
+    vectors.
+    """
+    from latentpack.codec import rd
+    from latentpack.codec.keras.rate_distortion import RateDistortionModel
+    from latentpack.codec.keras.train_rd import PREDICT_SAMPLE, REFIT_STEPS, DensityRefit
+
+    keras.utils.set_random_seed(seed)
+    encoder = build_model(design.encoder, "g_a", image_output=False)
+    density = RateDistortionModel(encoder, build_model(design.decoder, "g_s"), rd.DEFAULT_LAMBDA, seed=seed).density
+    n = max(1, min(vectors, PREDICT_SAMPLE))
+    values = np.random.default_rng(seed).normal(0, 4, (n, design.latent_dims)).astype(np.float32)
+    t = time.perf_counter()
+    refit = DensityRefit(density, values)
+    refit.step()  # traces the step
+    setup = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(WARMUP_STEPS):
+        refit.step()
+    per_step = (time.perf_counter() - t) / WARMUP_STEPS
+    t = time.perf_counter()
+    refit.bits(values)
+    per_vector = (time.perf_counter() - t) / n
+    return setup + (REFIT_STEPS - 1) * per_step + per_vector * vectors

@@ -190,6 +190,11 @@ def default_refine_steps(epochs: int, steps_per_epoch: int) -> int:
     return max(1, round(REFINE_FRACTION * epochs * steps_per_epoch))
 
 
+def refine_epochs(steps: int, steps_per_epoch: int) -> int:
+    """Whole passes refinement makes to take at least ``steps`` steps (it runs every step of each)."""
+    return max(1, math.ceil(steps / steps_per_epoch))
+
+
 @dataclass
 class RefineResult:
     """A decoder fine-tuned on the latents it will actually be given.
@@ -256,7 +261,7 @@ def refine_decoder(
     model = build_model(design.decoder, "g_s")
     load_decoder_weights(model, decoder)
     data = CodedImages(folder, latents, batch_size, seed)
-    epochs = max(1, math.ceil(steps / len(data)))
+    epochs = refine_epochs(steps, len(data))
     before = _folder_mse(model, data.array, latents, pages_read=folder.pages_read)
     schedule = keras.optimizers.schedules.CosineDecay(REFINE_LEARNING_RATE, decay_steps=epochs * len(data), alpha=0.05)
     compile_built(model, keras.optimizers.Adam(schedule), "mse")
