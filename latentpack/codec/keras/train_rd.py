@@ -33,8 +33,8 @@ __all__ = ["train_rd_autoencoder", "predicted_bits", "DensityRefit", "PREDICT_SA
 #: more; 16,384 took 4 times as long, 74 s on 70,000 digits, and predicted the same bits within 0.1%).
 PREDICT_SAMPLE = 1 << 12
 #: Latent vectors the density evaluates at once when it counts the bits of all of them (its temporaries take
-#: about 100 bytes a latent: 1 << 16 vectors of 98 raised the peak memory of compress by 500 MB).
-EVAL_CHUNK = 1 << 14
+#: about 100 bytes a latent: 16,384 vectors of 98 took 136 MB at the peak of compress, 65,536 500 MB).
+EVAL_CHUNK = 1 << 12
 #: Adam steps of the refit.
 REFIT_STEPS = 300
 
