@@ -199,7 +199,7 @@ def _choose_and_assemble(run: _Compression) -> ArchiveContents:
             step = rate.lossless_step(run.staged, run.decoder, latents)
         else:
             step = rate.lossy_step(run.staged, load_decoder(run.decoder), latents)
-        coded = code_latents(latents, step)
+        coded = code_latents(latents, step, keep_integers=o.lossless)  # lossy: the values alone are measured
         run.float_latents = latents = None  # not needed once coded: 4 bytes a latent given back
         run.timings["code_latents"] = time.perf_counter() - t
         run.refine_at(step, coded.values)
